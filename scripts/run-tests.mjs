@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Runs the compiled test suite with node's test runner, then fails the run if
+// any process carrying tend's marker variable outlived it: a suite that leaves
+// processes behind is a failing suite, whatever its assertions said.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+function collectTests(dir, out = []) {
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) collectTests(path, out);
+    else if (entry.endsWith('.test.js')) out.push(path);
+  }
+  return out;
+}
+
+function markedSurvivors() {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let environ;
+    try {
+      environ = readFileSync(`/proc/${name}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!environ.split('\0').some((v) => v.startsWith('TEND_ID='))) continue;
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').replaceAll('\0', ' ').trim();
+    } catch {
+      /* exited while we looked */
+    }
+    found.push(`${name} ${cmd}`);
+  }
+  return found;
+}
+
+const filter = process.argv.slice(2);
+const files = collectTests('dist/test')
+  .filter((f) => filter.length === 0 || filter.some((p) => f.includes(p)))
+  .sort();
+const before = new Set(markedSurvivors());
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+const leaked = markedSurvivors().filter((p) => !before.has(p));
+if (leaked.length > 0) {
+  console.error(`\nleak check: ${leaked.length} process(es) carrying TEND_ID outlived the test suite:`);
+  for (const p of leaked) console.error(`  ${p}`);
+  process.exit(1);
+}
+console.log('leak check: no process carrying TEND_ID outlived the test suite');
+process.exit(run.status ?? 1);

@@ -1,0 +1,81 @@
+import { TendError } from '../core/errors.js';
+
+export interface FlagSpec {
+  readonly name: string;
+  /** "boolean" takes no value, "string" one, "list" one per use; "optional" may take `=VALUE`. */
+  readonly kind: 'boolean' | 'string' | 'list' | 'optional';
+  readonly short?: string;
+}
+
+export interface ParsedArgs {
+  readonly flags: Readonly<Record<string, string | boolean | string[] | undefined>>;
+  readonly positionals: readonly string[];
+  /** Everything after `--`, untouched. */
+  readonly rest: readonly string[] | undefined;
+}
+
+export function usageError(message: string, hint?: string): TendError {
+  return new TendError('CLI_USAGE', { message, hint });
+}
+
+/** Strict parsing: unknown flags, missing values and stray arguments are usage errors. */
+export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], command: string): ParsedArgs {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
+  const flags: Record<string, string | boolean | string[] | undefined> = {};
+  const positionals: string[] = [];
+  let rest: string[] | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      rest = argv.slice(i + 1);
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg);
+      continue;
+    }
+    const long = arg.startsWith('--');
+    const eq = arg.indexOf('=');
+    const key = long ? arg.slice(2, eq < 0 ? undefined : eq) : arg.slice(1, 2);
+    const spec = long ? byName.get(key) : byShort.get(key);
+    if (!spec) throw usageError(`tend ${command}: unknown option ${long ? `--${key}` : `-${key}`}`, `Run \`tend ${command} --help\` for the options.`);
+    let value: string | undefined = long ? (eq < 0 ? undefined : arg.slice(eq + 1)) : arg.length > 2 ? arg.slice(2) : undefined;
+    if (spec.kind === 'boolean') {
+      if (value !== undefined) throw usageError(`tend ${command}: --${spec.name} takes no value`);
+      flags[spec.name] = true;
+      continue;
+    }
+    if (spec.kind === 'optional') {
+      flags[spec.name] = value ?? true;
+      continue;
+    }
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined || value === '--') throw usageError(`tend ${command}: --${spec.name} needs a value`);
+    }
+    if (spec.kind === 'list') ((flags[spec.name] ??= []) as string[]).push(value);
+    else flags[spec.name] = value;
+  }
+  return { flags, positionals, rest };
+}
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "5s", "1.5m", "2h" → milliseconds. A bare number is refused: its unit would be a guess. */
+export function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) throw usageError(`invalid duration for --${flag}: ${JSON.stringify(text)}`, 'Write a number with a unit: 500ms, 5s, 2m or 1h.');
+  return Math.round(Number(match[1]) * (units[match[2] as string] as number));
+}
+
+/** "K=V" pairs into an object; the name must be non-empty. */
+export function parseEnvPairs(pairs: readonly string[], flag: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw usageError(`invalid --${flag} ${JSON.stringify(pair)}: expected NAME=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}

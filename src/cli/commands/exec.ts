@@ -1,0 +1,105 @@
+import { signalNumber } from '../../core/signals.js';
+import type { FinalStatus, ProcessSpec, StrategyChoice } from '../../core/types.js';
+import { ProcessManager } from '../../manager/process-manager.js';
+import { parseArgs, parseDuration, parseEnvPairs, usageError, type FlagSpec } from '../args.js';
+
+const flags: FlagSpec[] = [
+  { name: 'cwd', kind: 'string', short: 'C' },
+  { name: 'env', kind: 'list', short: 'e' },
+  { name: 'inherit-env', kind: 'optional' },
+  { name: 'log', kind: 'string' },
+  { name: 'stop-timeout', kind: 'string' },
+  { name: 'strategy', kind: 'string' },
+  { name: 'help', kind: 'boolean', short: 'h' },
+];
+
+export const help = `Usage: tend exec [options] -- CMD [ARGS...]
+
+Runs CMD in the foreground inside its own contained process tree. SIGINT,
+SIGTERM and SIGHUP are forwarded to the whole tree (SIGTERM and SIGHUP stop it:
+SIGKILL follows after the stop timeout; a second SIGINT kills it at once).
+When CMD exits, whatever it left running is stopped. tend exits with CMD's
+exit code, or 128+N when CMD was killed by signal N.
+
+The command gets exactly the environment you give it (plus TEND_ID); nothing
+is inherited unless asked. CMD is looked up in that environment's PATH, or in
+the system directories when it sets none.
+
+Options:
+  -C, --cwd DIR              working directory (default: the current one)
+  -e, --env NAME=VALUE       set a variable (repeatable)
+      --inherit-env[=NAMES]  inherit the whole environment, or the comma-separated NAMES
+      --log FILE             append stdout and stderr to FILE (created 0600) instead of the terminal
+      --stop-timeout DUR     grace period before SIGKILL, e.g. 500ms, 5s (default 5s)
+      --strategy NAME        auto (default), cgroup, pidns or pgroup
+  -h, --help                 show this help
+
+Examples:
+  tend exec -- sh -c 'sleep 100 & sleep 100'
+  tend exec --inherit-env=PATH,HOME -- npm test
+  tend exec --strategy pgroup --log out.log -- ./server.sh`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseArgs(argv, flags, 'exec');
+  if (parsed.flags.help) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  if (parsed.positionals.length > 0) {
+    throw usageError(`tend exec: unexpected ${JSON.stringify(parsed.positionals[0])} before --`, 'Put the command after --: tend exec [options] -- CMD [ARGS...]');
+  }
+  const [command, ...args] = parsed.rest ?? [];
+  if (command === undefined) throw usageError('tend exec: no command given', 'Usage: tend exec [options] -- CMD [ARGS...]');
+  const inherit = parsed.flags['inherit-env'];
+  const log = parsed.flags.log as string | undefined;
+  const spec: ProcessSpec = {
+    command,
+    args,
+    cwd: parsed.flags.cwd as string | undefined,
+    env: parseEnvPairs((parsed.flags.env as string[] | undefined) ?? [], 'env'),
+    inheritEnv: typeof inherit === 'string' ? inherit.split(',').filter(Boolean) : inherit === true,
+    logFile: log,
+    stdio: log === undefined ? 'inherit' : undefined,
+    stopTimeoutMs: typeof parsed.flags['stop-timeout'] === 'string' ? parseDuration(parsed.flags['stop-timeout'], 'stop-timeout') : undefined,
+    strategy: (parsed.flags.strategy as StrategyChoice | undefined) ?? 'auto',
+  };
+
+  // tend forwards signals itself, so the manager's own handlers stay off.
+  const manager = await ProcessManager.create({ handleSignals: false });
+  const handle = await manager.start(spec);
+  // The command is done but left members behind: tend exec leaves nothing, so stop them.
+  manager.on('detached', (h) => void h.stop().catch(() => undefined));
+
+  let interrupts = 0;
+  const forward = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP'): void => {
+    if (signal === 'SIGINT' && ++interrupts === 1) {
+      handle.signal(signal);
+      return;
+    }
+    if (signal === 'SIGINT') {
+      process.stderr.write('tend: second interrupt: killing the process tree\n');
+      void handle.stop({ signal: 'SIGKILL' }).catch(() => undefined);
+      return;
+    }
+    void handle.stop({ signal }).catch(() => undefined);
+  };
+  const listeners = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, () => forward(s)] as const);
+  for (const [s, l] of listeners) process.on(s, l);
+  try {
+    return exitCodeOf(await handle.wait());
+  } finally {
+    for (const [s, l] of listeners) process.removeListener(s, l);
+    await manager.shutdown();
+  }
+}
+
+export function exitCodeOf(status: FinalStatus): number {
+  switch (status.state) {
+    case 'exited':
+      return status.exitCode;
+    case 'terminated':
+      return 128 + signalNumber(status.signal);
+    case 'failed':
+      return 1;
+  }
+}

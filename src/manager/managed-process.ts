@@ -1,0 +1,210 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import type { TendError } from '../core/errors.js';
+import { signalName, type SignalName } from '../core/signals.js';
+import type { FinalStatus, NormalizedSpec, ProcessStatus, StopResult, StrategyName } from '../core/types.js';
+import type { ProcessIdentity } from '../platform/identity.js';
+import type { ProcessTable } from '../platform/proc-table.js';
+import type { Containment } from '../platform/strategy.js';
+import { stopTree, type StopPlan } from '../terminate/stop-tree.js';
+
+interface LeaderExit {
+  readonly code: number | null;
+  readonly signal: SignalName | null;
+  readonly at: Date;
+}
+
+export interface LifecycleListener {
+  detached(process: ManagedProcess): void;
+  finished(process: ManagedProcess, status: FinalStatus): void;
+}
+
+/**
+ * One managed tree and its lifecycle: running → (running-detached) → final.
+ * The leader's exit decides exited vs terminated; the tree's emptiness
+ * decides when the status becomes final.
+ */
+export class ManagedProcess {
+  readonly id: string;
+  readonly spec: NormalizedSpec;
+  readonly containment: Containment;
+  readonly startedAt = new Date();
+  #child: ChildProcess | undefined;
+  #identity: ProcessIdentity | undefined;
+  #leader: LeaderExit | undefined;
+  #final: FinalStatus | undefined;
+  #stopping: Promise<StopResult> | undefined;
+  #forced = false;
+  readonly #finished: Promise<FinalStatus>;
+  #resolveFinished!: (status: FinalStatus) => void;
+  readonly #watch = new AbortController();
+
+  constructor(
+    id: string,
+    spec: NormalizedSpec,
+    containment: Containment,
+    private readonly table: ProcessTable,
+    private readonly listener: LifecycleListener,
+  ) {
+    this.id = id;
+    this.spec = spec;
+    this.containment = containment;
+    this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+  }
+
+  get strategy(): StrategyName {
+    return this.containment.strategy;
+  }
+
+  get directPid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get identity(): ProcessIdentity | undefined {
+    return this.#identity;
+  }
+
+  get stdout(): Readable | null {
+    return this.#child?.stdout ?? null;
+  }
+
+  get stderr(): Readable | null {
+    return this.#child?.stderr ?? null;
+  }
+
+  get stdin(): Writable | null {
+    return this.#child?.stdin ?? null;
+  }
+
+  /** Settles with the final status once nothing of the tree is alive. */
+  get finished(): Promise<FinalStatus> {
+    return this.#finished;
+  }
+
+  /** Takes ownership of the spawned direct child; `exited` settles when it has been reaped. */
+  attach(child: ChildProcess, identity: ProcessIdentity, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, statusFd: boolean): void {
+    this.#child = child;
+    this.#identity = identity;
+    this.containment.attach({ identity, exited });
+    if (statusFd) this.#readStatusFd(child);
+    void exited.then(({ code, signal }) => this.#onDirectChildExit(code, signal));
+  }
+
+  /** tend-nsinit reports the command's own exit on fd 3 while the rest of the namespace may run on. */
+  #readStatusFd(child: ChildProcess): void {
+    const stream = child.stdio[3] as Readable | null | undefined;
+    if (!stream) return;
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    lines.on('line', (line) => {
+      const [kind, value] = line.split(' ');
+      const n = Number(value);
+      if (kind === 'exit') this.#onLeaderExit({ code: n, signal: null, at: new Date() });
+      else if (kind === 'signal') this.#onLeaderExit({ code: null, signal: signalName(n) ?? 'SIGKILL', at: new Date() });
+    });
+    lines.on('error', () => undefined);
+  }
+
+  #onDirectChildExit(code: number | null, signal: NodeJS.Signals | null): void {
+    // For pidns the direct child is tend-nsinit, which exits last and mirrors the
+    // command's status; for the other strategies it is the command itself.
+    if (!this.#leader) this.#onLeaderExit({ code, signal, at: new Date() });
+    void this.#awaitEmpty();
+  }
+
+  #onLeaderExit(leader: LeaderExit): void {
+    if (this.#leader) return;
+    this.#leader = leader;
+    // members(), not isEmpty(): under pidns the wrappers outlive the command by a moment without being members.
+    if (this.containment.members().length === 0) void this.#awaitEmpty();
+    else this.listener.detached(this);
+  }
+
+  async #awaitEmpty(): Promise<void> {
+    if (this.#final) return;
+    try {
+      await this.containment.waitEmpty(this.#watch.signal);
+    } catch {
+      return; // shutdown aborted the watch; stop() finishes the job
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#final) return;
+    const leader = this.#leader;
+    // Only reached once the direct child has exited, so the leader is known;
+    // the fallback covers a leader that vanished without a reported status.
+    const status: FinalStatus = leader?.signal
+      ? { state: 'terminated', signal: leader.signal, at: leader.at }
+      : { state: 'exited', exitCode: leader?.code ?? 0, at: leader?.at ?? new Date() };
+    this.#settle(status);
+  }
+
+  /** Marks a start that never produced a running tree. */
+  fail(error: TendError): void {
+    this.#settle({ state: 'failed', error });
+  }
+
+  #settle(status: FinalStatus): void {
+    if (this.#final) return;
+    this.#final = status;
+    this.#watch.abort();
+    this.containment.release();
+    this.#resolveFinished(status);
+    this.listener.finished(this, status);
+  }
+
+  status(): ProcessStatus {
+    if (this.#final) return this.#final;
+    if (!this.#identity) return { state: 'starting' };
+    const leader = this.#leader;
+    if (!leader) {
+      const pid = this.containment.leaderPid() ?? this.#identity.pid;
+      return { state: 'running', pid, unresponsive: this.#isUnresponsive(pid) };
+    }
+    const childPids = this.containment.members();
+    return {
+      state: 'running-detached',
+      exitCode: leader.code,
+      signal: leader.signal,
+      childPids,
+      unresponsive: childPids.some((pid) => this.#isUnresponsive(pid)),
+    };
+  }
+
+  /** A stopped or traced process (T) cannot act on anything, and one in uninterruptible sleep (D) is stuck in the kernel. */
+  #isUnresponsive(pid: number): boolean {
+    const state = this.table.read(pid)?.state;
+    return state === 'T' || state === 't' || state === 'D';
+  }
+
+  /** Sends a signal to every member of the tree without stopping it; false when nobody was left. */
+  signal(signal: SignalName): boolean {
+    if (this.#final) return false;
+    return this.containment.signal(signal);
+  }
+
+  /** Stops the whole tree; concurrent and repeated calls share one stop. */
+  stop(plan: Omit<StopPlan, 'handle'>): Promise<StopResult> {
+    if (this.#final && !this.#stopping) return Promise.resolve({ alreadyGone: true, forced: false, status: this.#final });
+    this.#stopping ??= this.#stop({ ...plan, handle: this.id });
+    return this.#stopping;
+  }
+
+  async #stop(plan: StopPlan): Promise<StopResult> {
+    const outcome = await stopTree(this.containment, plan);
+    this.#forced = outcome.forced;
+    if (!this.#identity) this.#finish();
+    const status = await this.#finished;
+    return { alreadyGone: outcome.alreadyGone, forced: this.#forced, status };
+  }
+
+  get isFinal(): boolean {
+    return this.#final !== undefined;
+  }
+
+  get stopPlan(): StopPlan {
+    return { signal: this.spec.stopSignal, timeoutMs: this.spec.stopTimeoutMs, handle: this.id };
+  }
+}

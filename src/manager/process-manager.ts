@@ -1,0 +1,245 @@
+import { spawn, type StdioOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { TendError, errnoOf } from '../core/errors.js';
+import { parseSignal, type SignalName } from '../core/signals.js';
+import {
+  MARKER_VARIABLE,
+  type FinalStatus,
+  type NormalizedSpec,
+  type ProcessSpec,
+  type ProcessStatus,
+  type StopOptions,
+  type StopResult,
+} from '../core/types.js';
+import { detect, selectStrategy, type Capabilities } from '../platform/detect.js';
+import { systemProcessTable, type ProcessTable } from '../platform/proc-table.js';
+import { PluginRegistry, type ConfigurationPlugin, type PluginWarning } from '../plugins/plugin.js';
+import { normalizeSpec, normalizeTimeout } from '../spawn/normalize-spec.js';
+import { stopTreesSync } from '../terminate/stop-tree.js';
+import { ManagedProcess } from './managed-process.js';
+import { ProcessHandle } from './process-handle.js';
+import { trackManager, untrackManager } from './host-exit.js';
+
+export interface ManagerOptions {
+  /** Base directory for relative cwd and logFile paths (default: process.cwd()). */
+  readonly cwd?: string | undefined;
+  /** The environment `inheritEnv` draws from (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /**
+   * Stop every tree when this program gets SIGINT, SIGTERM or SIGHUP and has
+   * no other listener for it, then re-raise the signal (default true). Trees
+   * are stopped on a normal exit regardless.
+   */
+  readonly handleSignals?: boolean | undefined;
+  /** Directory under which per-tree cgroups are created (default: <own cgroup>/tend). */
+  readonly cgroupParent?: string | undefined;
+  /** Ignore the native helpers and use the portable sh/setpriv fallbacks. */
+  readonly portable?: boolean | undefined;
+  /** Kill cgroups by freezing and killing each member instead of cgroup.kill. */
+  readonly forceCgroupKillFallback?: boolean | undefined;
+  readonly plugins?: readonly ConfigurationPlugin[] | undefined;
+  /** The process table to consult (tests pass a fake). */
+  readonly processTable?: ProcessTable | undefined;
+}
+
+export interface ManagerEvents {
+  start: [handle: ProcessHandle];
+  /** The leader exited while other members of its tree run on. */
+  detached: [handle: ProcessHandle];
+  /** Nothing of the tree is alive any more. */
+  exit: [handle: ProcessHandle, status: FinalStatus];
+  warning: [warning: PluginWarning | { plugin?: undefined; message: string; cause?: unknown }];
+}
+
+/**
+ * Starts process trees from explicit specs and guarantees that none outlives
+ * its stop, the manager's exit, or the signals that end the manager.
+ */
+export class ProcessManager extends EventEmitter<ManagerEvents> {
+  readonly #processes = new Map<string, ManagedProcess>();
+  readonly #handles = new Map<string, ProcessHandle>();
+  readonly #plugins = new PluginRegistry();
+  readonly #table: ProcessTable;
+  readonly #options: ManagerOptions;
+  #closed = false;
+
+  private constructor(options: ManagerOptions) {
+    super();
+    this.#options = options;
+    this.#table = options.processTable ?? systemProcessTable();
+    for (const plugin of options.plugins ?? []) this.#plugins.register(plugin);
+  }
+
+  static async create(options: ManagerOptions = {}): Promise<ProcessManager> {
+    const manager = new ProcessManager(options);
+    trackManager(manager, options.handleSignals ?? true);
+    return Promise.resolve(manager);
+  }
+
+  /** What this machine offers (strategies and why not), as used by "auto". */
+  capabilities(): Capabilities {
+    return detect({ cgroupParent: this.#options.cgroupParent, portable: this.#options.portable });
+  }
+
+  registerPlugin(plugin: ConfigurationPlugin): void {
+    this.#plugins.register(plugin);
+  }
+
+  /**
+   * Validates the spec, contains the tree and starts it. Resolves once the
+   * child exists and is inside its containment; throws a TendError (and starts
+   * nothing) when the spec is invalid or the strategy is unavailable.
+   */
+  async start(input: ProcessSpec): Promise<ProcessHandle> {
+    if (this.#closed) throw new TendError('MANAGER_CLOSED');
+    const context = { cwd: this.#options.cwd ?? process.cwd(), env: this.#options.env ?? process.env };
+    const enhanced = await this.#plugins.apply(
+      input,
+      (spec) => normalizeSpec(spec, context),
+      (warning) => this.emit('warning', warning),
+    );
+    const spec = normalizeSpec(enhanced, context);
+    if (this.#closed) throw new TendError('MANAGER_CLOSED');
+    const strategy = selectStrategy(spec.strategy, this.#options);
+    const id = randomBytes(8).toString('hex');
+    const pdeath = spec.parentDeathSignal && this.capabilities().parentDeathSignal.available;
+    const containment = strategy.contain({ handle: id, table: this.#table, parentDeathSignal: pdeath, portable: this.#options.portable === true });
+    const managed = new ManagedProcess(id, spec, containment, this.#table, {
+      detached: (p) => this.emit('detached', this.#handleOf(p)),
+      finished: (p, status) => this.#onFinished(p, status),
+    });
+    const handle = new ProcessHandle(this, managed);
+    this.#processes.set(id, managed);
+    this.#handles.set(id, handle);
+    try {
+      await this.#spawn(managed, spec);
+    } catch (error) {
+      const failure = error instanceof TendError ? error : new TendError('START_FAILED', { command: spec.command, reason: (error as Error).message }, { cause: error });
+      managed.fail(failure);
+      throw failure;
+    }
+    this.emit('start', handle);
+    return handle;
+  }
+
+  async #spawn(managed: ManagedProcess, spec: NormalizedSpec): Promise<void> {
+    const plan = managed.containment.plan(spec);
+    const logFd = spec.logFile === undefined ? undefined : openLog(spec);
+    const stdio: StdioOptions =
+      logFd !== undefined ? ['ignore', logFd, logFd] : spec.stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : [spec.stdio, spec.stdio, spec.stdio];
+    if (plan.statusFd) (stdio as unknown[]).push('pipe');
+    let child;
+    try {
+      child = spawn(plan.file, plan.args, {
+        argv0: plan.argv0,
+        cwd: spec.cwd,
+        env: { ...spec.env, [MARKER_VARIABLE]: managed.id },
+        stdio,
+        // Its own session and process group: terminal signals reach the tree only through tend, and kill(-pgid) reaches all of it.
+        detached: true,
+        windowsHide: true,
+      });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
+    const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    if (child.pid === undefined) {
+      const [error] = (await once(child, 'error').catch((e: unknown) => [e])) as [Error];
+      managed.containment.release();
+      throw new TendError('START_FAILED', { command: spec.command, reason: `${errnoOf(error) ?? ''} ${error.message}`.trim() }, { cause: error });
+    }
+    child.on('error', (error) => this.emit('warning', { message: `child ${managed.id}: ${error.message}`, cause: error }));
+    // The child is ours and not yet reaped, so its pid cannot have been reused:
+    // the start time read now is its own, even if it has already exited (a zombie).
+    const entry = this.#table.read(child.pid);
+    const identity = { pid: child.pid, startTime: entry?.startTime ?? -1, bootId: this.#table.bootId() };
+    managed.attach(child, identity, exited, plan.statusFd);
+  }
+
+  #handleOf(managed: ManagedProcess): ProcessHandle {
+    const handle = this.#handles.get(managed.id);
+    if (!handle) throw new TendError('HANDLE_UNKNOWN', { handle: managed.id });
+    return handle;
+  }
+
+  #onFinished(managed: ManagedProcess, status: FinalStatus): void {
+    const handle = this.#handles.get(managed.id);
+    this.#processes.delete(managed.id);
+    if (handle && status.state !== 'failed') this.emit('exit', handle, status);
+  }
+
+  #lookup(handle: ProcessHandle | string): ManagedProcess | undefined {
+    const id = typeof handle === 'string' ? handle : handle.id;
+    return this.#processes.get(id) ?? this.#handles.get(id)?.managed;
+  }
+
+  #require(handle: ProcessHandle | string): ManagedProcess {
+    const managed = this.#lookup(handle);
+    if (!managed) throw new TendError('HANDLE_UNKNOWN', { handle: typeof handle === 'string' ? handle : handle.id });
+    return managed;
+  }
+
+  status(handle: ProcessHandle | string): ProcessStatus {
+    return this.#require(handle).status();
+  }
+
+  /** Every handle whose tree is not final yet. */
+  list(): ProcessHandle[] {
+    return [...this.#processes.values()].filter((p) => !p.isFinal).map((p) => this.#handleOf(p));
+  }
+
+  /** Sends a signal to every member of the tree without stopping it; false when nothing was left to signal. */
+  signal(handle: ProcessHandle | string, signal: SignalName | number): boolean {
+    const name = parseSignal(signal);
+    if (!name) throw new TendError('SPEC_SIGNAL_UNKNOWN', { value: signal, field: 'signal' });
+    return this.#require(handle).signal(name);
+  }
+
+  /**
+   * Stops the whole tree: the stop signal to every member, SIGKILL at the
+   * deadline, repeated until no member is left. Idempotent.
+   */
+  stop(handle: ProcessHandle | string, options: StopOptions = {}): Promise<StopResult> {
+    const managed = this.#require(handle);
+    const plan = managed.stopPlan;
+    const signal = options.signal === undefined ? plan.signal : parseSignal(options.signal);
+    if (!signal) throw new TendError('SPEC_SIGNAL_UNKNOWN', { value: options.signal, field: 'signal' });
+    const timeoutMs = normalizeTimeout(options.timeoutMs, 'timeoutMs') ?? plan.timeoutMs;
+    return managed.stop({ signal, timeoutMs });
+  }
+
+  /** Stops every tree at once. */
+  async stopAll(options: StopOptions = {}): Promise<StopResult[]> {
+    return Promise.all([...this.#processes.values()].map((p) => this.stop(p.id, options)));
+  }
+
+  /** Stops everything and refuses further starts. */
+  async shutdown(options: StopOptions = {}): Promise<void> {
+    this.#closed = true;
+    try {
+      await this.stopAll(options);
+    } finally {
+      untrackManager(this);
+    }
+  }
+
+  /** The host is exiting: stop every tree before it does, without awaiting. */
+  stopAllSync(): void {
+    this.#closed = true;
+    stopTreesSync([...this.#processes.values()].map((p) => ({ tree: p.containment, plan: p.stopPlan })));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+function openLog(spec: NormalizedSpec): number {
+  try {
+    return openSync(spec.logFile as string, 'a', 0o600);
+  } catch (error) {
+    throw new TendError('SPEC_LOG_FILE_INVALID', { value: spec.logFile, reason: (error as Error).message }, { cause: error });
+  }
+}

@@ -1,0 +1,179 @@
+import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf } from '../core/errors.js';
+
+/** Where the cgroup v2 hierarchy is mounted and where this process sits in it. */
+export interface Cgroup2Location {
+  /** Mount point of the cgroup2 filesystem (e.g. /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
+  readonly mount: string;
+  /** This process's cgroup, relative to the mount ("/" for the root). */
+  readonly own: string;
+}
+
+/** Finds the cgroup2 mount in /proc/self/mountinfo and our place in it from /proc/self/cgroup. */
+export function locateCgroup2(): Cgroup2Location | undefined {
+  let mount: string | undefined;
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      // fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
+      const sep = line.indexOf(' - ');
+      if (sep < 0 || !line.slice(sep + 3).startsWith('cgroup2 ')) continue;
+      mount = unescapeMountPath(line.slice(0, sep).split(' ')[4] ?? '');
+      break;
+    }
+    if (!mount) return undefined;
+    const unified = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
+    if (unified === undefined) return undefined;
+    return { mount, own: unified.slice(3) || '/' };
+  } catch {
+    return undefined;
+  }
+}
+
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** Live member pids of a cgroup and every cgroup below it. */
+export function readCgroupMembers(dir: string): number[] {
+  const pids: number[] = [];
+  const walk = (d: string): void => {
+    let text: string;
+    try {
+      text = readFileSync(join(d, 'cgroup.procs'), 'latin1');
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return;
+      throw error;
+    }
+    for (const line of text.split('\n')) if (line) pids.push(Number(line));
+    for (const entry of readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(join(d, entry.name));
+  };
+  walk(dir);
+  return pids;
+}
+
+/** Whether any live process is in the cgroup or below it ("populated" in cgroup.events; zombies do not count). */
+export function isCgroupPopulated(dir: string): boolean {
+  let events: string;
+  try {
+    events = readFileSync(join(dir, 'cgroup.events'), 'latin1');
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return false;
+    throw error;
+  }
+  return /^populated 1$/m.test(events);
+}
+
+export function createCgroup(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}
+
+export function hasCgroupKill(dir: string): boolean {
+  return existsSync(join(dir, 'cgroup.kill'));
+}
+
+/**
+ * SIGKILLs every process in the cgroup and below it. cgroup.kill (Linux 5.14+)
+ * does it atomically, forks included. Without it, freeze the cgroup so nobody
+ * can fork or exit while we read and kill, kill each member, then thaw so the
+ * kernel delivers the SIGKILLs.
+ * Returns false when the cgroup was already empty or gone.
+ */
+export function killCgroup(dir: string, forceFallback = false): boolean {
+  if (!isCgroupPopulated(dir)) return false;
+  if (!forceFallback && hasCgroupKill(dir)) {
+    writeFileSync(join(dir, 'cgroup.kill'), '1');
+    return true;
+  }
+  const freeze = join(dir, 'cgroup.freeze');
+  const canFreeze = existsSync(freeze);
+  if (canFreeze) writeFileSync(freeze, '1');
+  try {
+    for (const pid of readCgroupMembers(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (error) {
+        if (errnoOf(error) !== 'ESRCH') throw error;
+      }
+    }
+  } finally {
+    if (canFreeze) writeFileSync(freeze, '0');
+  }
+  return true;
+}
+
+/**
+ * Resolves once the cgroup has no live member. Watches cgroup.events (the
+ * kernel notifies on every change of "populated"); the watch is armed before
+ * the first read, so a change between the two cannot be missed. A slow poll
+ * backs the watch up in case a notification is coalesced away.
+ */
+export async function waitCgroupEmpty(dir: string, signal?: AbortSignal): Promise<void> {
+  if (!isCgroupPopulated(dir)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: unknown): void => {
+      watcher?.close();
+      clearInterval(poll);
+      signal?.removeEventListener('abort', onAbort);
+      if (error === undefined) resolve();
+      else reject(error instanceof Error ? error : new Error('waiting for the cgroup to empty was aborted', { cause: error }));
+    };
+    const check = (): void => {
+      try {
+        if (!isCgroupPopulated(dir)) done();
+      } catch (error) {
+        done(error);
+      }
+    };
+    const onAbort = (): void => done(signal?.reason);
+    let watcher: ReturnType<typeof watch> | undefined;
+    try {
+      watcher = watch(join(dir, 'cgroup.events'), { persistent: false }, check);
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    const poll = setInterval(check, watcher ? 100 : 5);
+    poll.unref?.();
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    check();
+  });
+}
+
+/** Removes an empty cgroup and its empty children; returns whether it did (false when still populated or already gone). */
+export function maybeRemoveCgroup(dir: string): boolean {
+  try {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) maybeRemoveCgroup(join(dir, entry.name));
+    }
+    rmdirSync(dir);
+    return true;
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT' || errno === 'EBUSY' || errno === 'ENOTEMPTY') return false;
+    throw error;
+  }
+}
+
+/** Whether this process may create cgroups under `parent` and move processes into them. */
+export function probeCgroupParent(parent: string): { ok: true } | { ok: false; reason: string } {
+  try {
+    mkdirSync(parent, { recursive: true });
+    const probe = join(parent, `probe-${process.pid}-${Date.now()}`);
+    mkdirSync(probe);
+    try {
+      accessSync(join(probe, 'cgroup.procs'), constants.W_OK);
+      if (!existsSync(join(probe, 'cgroup.events'))) return { ok: false, reason: `${probe} has no cgroup.events (not a cgroup v2 directory)` };
+    } finally {
+      rmdirSync(probe);
+    }
+    return { ok: true };
+  } catch (error) {
+    const errno = errnoOf(error);
+    const why = errno === 'EACCES' || errno === 'EPERM' ? 'permission denied (cgroup v2 needs root or a delegated subtree)' : String((error as Error).message);
+    return { ok: false, reason: `cannot create cgroups under ${parent}: ${why}` };
+  }
+}

@@ -1,0 +1,41 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled helpers in native/bin, built by scripts/build-native.mjs at install time. */
+export type NativeHelper = 'tend-shim' | 'tend-nsinit';
+
+export interface NativeHelperInfo {
+  readonly path: string | undefined;
+  /** Why the helper is missing, when it is. */
+  readonly reason: string | undefined;
+}
+
+const binDir = fileURLToPath(new URL('../../../native/bin/', import.meta.url));
+const cache = new Map<NativeHelper, NativeHelperInfo>();
+
+export function locateNativeHelper(name: NativeHelper): NativeHelperInfo {
+  const known = cache.get(name);
+  if (known) return known;
+  const path = `${binDir}${name}`;
+  let info: NativeHelperInfo;
+  try {
+    accessSync(path, constants.X_OK);
+    info = { path, reason: undefined };
+  } catch {
+    info = { path: undefined, reason: buildFailureReason(name) };
+  }
+  cache.set(name, info);
+  return info;
+}
+
+function buildFailureReason(name: NativeHelper): string {
+  const key = name === 'tend-shim' ? 'shim' : 'nsinit';
+  try {
+    const status = JSON.parse(readFileSync(`${binDir}status.json`, 'utf8')) as Record<string, { error?: string | null } | undefined>;
+    const error = status[key]?.error;
+    if (error) return `${name} was not built at install time: ${error}`;
+  } catch {
+    /* no status file: the build never ran */
+  }
+  return `${name} is missing from ${binDir} (run \`npm rebuild tend\` with a C compiler installed)`;
+}

@@ -1,0 +1,107 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { MARKER_VARIABLE } from '../core/types.js';
+
+/** One row of the process table, as /proc/<pid>/stat tells it. */
+export interface ProcEntry {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly pgid: number;
+  readonly sid: number;
+  /** R, S, D, Z, T, t, X, I, ... */
+  readonly state: string;
+  /** Clock ticks after boot at which the process started (field 22): with the boot id, its identity. */
+  readonly startTime: number;
+  readonly comm: string;
+}
+
+/**
+ * The process table behind a small interface, so the tricky logic (identity,
+ * tree membership) can be tested with a fake as well as with real processes.
+ * Reads are synchronous: they are small, and the exit path cannot await.
+ */
+export interface ProcessTable {
+  /** The entry for pid, or undefined when no such process exists (zombies are returned). */
+  read(pid: number): ProcEntry | undefined;
+  /** Every process visible now. */
+  list(): ProcEntry[];
+  /** The value of tend's marker variable in the process's environment, or undefined. */
+  marker(pid: number): string | undefined;
+  /** This boot's id: a start time is only comparable within one boot. */
+  bootId(): string;
+}
+
+/** Parses /proc/<pid>/stat; comm may hold spaces and parentheses, so split after the last ")". */
+export function parseProcStat(text: string): ProcEntry | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const pid = Number(text.slice(0, open).trim());
+  const rest = text.slice(close + 2).split(' ');
+  // rest[0] is field 3 (state); field N is rest[N - 3].
+  const state = rest[0];
+  const startTime = Number(rest[19]);
+  if (!Number.isInteger(pid) || state === undefined || !Number.isFinite(startTime)) return undefined;
+  return {
+    pid,
+    state,
+    ppid: Number(rest[1]),
+    pgid: Number(rest[2]),
+    sid: Number(rest[3]),
+    startTime,
+    comm: text.slice(open + 1, close),
+  };
+}
+
+/** Finds the marker in a NUL-separated environ block. */
+export function findMarker(environ: string): string | undefined {
+  const key = `${MARKER_VARIABLE}=`;
+  let at = environ.startsWith(key) ? 0 : environ.indexOf(`\0${key}`);
+  if (at < 0) return undefined;
+  if (at > 0) at += 1;
+  const end = environ.indexOf('\0', at);
+  return environ.slice(at + key.length, end < 0 ? undefined : end);
+}
+
+export class ProcfsTable implements ProcessTable {
+  #bootId: string | undefined;
+
+  read(pid: number): ProcEntry | undefined {
+    try {
+      return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  list(): ProcEntry[] {
+    const entries: ProcEntry[] = [];
+    for (const name of readdirSync('/proc')) {
+      const code = name.charCodeAt(0);
+      if (code < 48 || code > 57) continue;
+      const entry = this.read(Number(name));
+      if (entry) entries.push(entry);
+    }
+    return entries;
+  }
+
+  marker(pid: number): string | undefined {
+    try {
+      return findMarker(readFileSync(`/proc/${pid}/environ`, 'latin1'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  bootId(): string {
+    this.#bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+    return this.#bootId;
+  }
+}
+
+let shared: ProcessTable | undefined;
+
+/** The real process table of this machine. */
+export function systemProcessTable(): ProcessTable {
+  shared ??= new ProcfsTable();
+  return shared;
+}
