@@ -1,6 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
 import type { TendError } from '../core/errors.js';
 import { signalName, type SignalName } from '../core/signals.js';
 import type { FinalStatus, NormalizedSpec, ProcessStatus, StopResult, StrategyName } from '../core/types.js';
@@ -95,29 +94,36 @@ export class ManagedProcess {
   #readStatusFd(child: ChildProcess): void {
     const stream = child.stdio[3] as Readable | null | undefined;
     if (!stream) return;
-    const lines = createInterface({ input: stream, crlfDelay: Infinity });
-    lines.on('line', (line) => {
-      const [kind, value] = line.split(' ');
-      const n = Number(value);
-      if (kind === 'exit') this.#onLeaderExit({ code: n, signal: null, at: new Date() });
-      else if (kind === 'signal') this.#onLeaderExit({ code: null, signal: signalName(n) ?? 'SIGKILL', at: new Date() });
+    let text = '';
+    stream.setEncoding('latin1');
+    stream.on('data', (chunk: string) => {
+      text += chunk;
+      const match = /^(exit|signal) (\d+)\n/.exec(text);
+      if (!match) return;
+      const n = Number(match[2]);
+      const at = new Date();
+      this.#onLeaderExit(match[1] === 'exit' ? { code: n, signal: null, at } : { code: null, signal: signalName(n) ?? 'SIGKILL', at });
     });
-    lines.on('error', () => undefined);
+    stream.on('error', () => undefined);
   }
 
   #onDirectChildExit(code: number | null, signal: NodeJS.Signals | null): void {
     // For pidns the direct child is tend-nsinit, which exits last and mirrors the
     // command's status; for the other strategies it is the command itself.
-    if (!this.#leader) this.#onLeaderExit({ code, signal, at: new Date() });
+    // Either way the wrappers are gone now, so no member means an empty tree.
+    const leaderWasKnown = this.#leader !== undefined;
+    this.#leader ??= { code, signal, at: new Date() };
+    if (this.containment.members().length === 0) return this.#finish();
+    if (!leaderWasKnown) this.listener.detached(this);
     void this.#awaitEmpty();
   }
 
+  /** Only tend-nsinit reports the leader apart from the direct child: the namespace may live on without it. */
   #onLeaderExit(leader: LeaderExit): void {
     if (this.#leader) return;
     this.#leader = leader;
-    // members(), not isEmpty(): under pidns the wrappers outlive the command by a moment without being members.
-    if (this.containment.members().length === 0) void this.#awaitEmpty();
-    else this.listener.detached(this);
+    // members(), not isEmpty(): the wrappers outlive the command by a moment without being members.
+    if (this.containment.members().length > 0) this.listener.detached(this);
   }
 
   async #awaitEmpty(): Promise<void> {

@@ -158,22 +158,31 @@ export function maybeRemoveCgroup(dir: string): boolean {
   }
 }
 
-/** Whether this process may create cgroups under `parent` and move processes into them. */
-export function probeCgroupParent(parent: string): { ok: true } | { ok: false; reason: string } {
+export type CgroupProbe = { ok: true; cgroupKill: boolean } | { ok: false; reason: string };
+
+/**
+ * Whether this process may create cgroups under `parent` and move processes
+ * into them. Moving needs write access to cgroup.procs of the destination and
+ * of the common ancestor of source and destination (here: our own cgroup, or
+ * the mount root when `parent` is elsewhere). Checked on a real probe cgroup,
+ * which also tells whether the kernel has cgroup.kill (5.14+).
+ */
+export function probeCgroupParent(parent: string, ancestor: string): CgroupProbe {
   try {
     mkdirSync(parent, { recursive: true });
     const probe = join(parent, `probe-${process.pid}-${Date.now()}`);
     mkdirSync(probe);
     try {
-      accessSync(join(probe, 'cgroup.procs'), constants.W_OK);
       if (!existsSync(join(probe, 'cgroup.events'))) return { ok: false, reason: `${probe} has no cgroup.events (not a cgroup v2 directory)` };
+      accessSync(join(probe, 'cgroup.procs'), constants.W_OK);
+      accessSync(join(ancestor, 'cgroup.procs'), constants.W_OK);
+      return { ok: true, cgroupKill: hasCgroupKill(probe) };
     } finally {
       rmdirSync(probe);
     }
-    return { ok: true };
   } catch (error) {
     const errno = errnoOf(error);
-    const why = errno === 'EACCES' || errno === 'EPERM' ? 'permission denied (cgroup v2 needs root or a delegated subtree)' : String((error as Error).message);
-    return { ok: false, reason: `cannot create cgroups under ${parent}: ${why}` };
+    const why = errno === 'EACCES' || errno === 'EPERM' ? 'permission denied (cgroup v2 needs root or a delegated subtree)' : (error as Error).message;
+    return { ok: false, reason: `cannot create cgroups under ${parent} and move processes into them: ${why}` };
   }
 }

@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendError } from '../core/errors.js';
 import type { StrategyChoice, StrategyName } from '../core/types.js';
-import { hasCgroupKill, locateCgroup2, probeCgroupParent } from './cgroup.js';
+import { locateCgroup2, probeCgroupParent } from './cgroup.js';
 import { createCgroupStrategy } from './cgroup-strategy.js';
 import { parentDeathSignalSupport } from './launch.js';
 import { locateNativeHelper } from './native.js';
@@ -36,77 +35,89 @@ export interface DetectOptions {
 }
 
 const order: readonly StrategyName[] = ['cgroup', 'pidns', 'pgroup'];
-const cache = new Map<string, Capabilities>();
+const memo = new Map<string, unknown>();
+
+/** Runs each probe once per process and option set: probes spawn helpers and touch cgroupfs. */
+function remember<T>(key: string, probe: () => T): T {
+  if (!memo.has(key)) memo.set(key, probe());
+  return memo.get(key) as T;
+}
+
+interface CgroupSite {
+  readonly mount: string;
+  readonly parent: string;
+  /** Our own cgroup directory. */
+  readonly own: string;
+}
+
+function cgroupSite(options: DetectOptions): CgroupSite | undefined {
+  return remember(`site|${options.cgroupParent ?? ''}`, () => {
+    const location = isLinux ? locateCgroup2() : undefined;
+    if (!location) return undefined;
+    return {
+      mount: location.mount,
+      own: join(location.mount, location.own),
+      parent: options.cgroupParent ?? defaultCgroupParent(location.mount, location.own),
+    };
+  });
+}
+
+/** Probes one strategy (lazily, once): "auto" stops at the first that works. */
+export function detectStrategy(name: StrategyName, options: DetectOptions = {}): StrategySupport {
+  const portable = options.portable === true;
+  return remember(`${name}|${options.cgroupParent ?? ''}|${name === 'pidns' && portable}`, () => {
+    switch (name) {
+      case 'cgroup':
+        return detectCgroup(cgroupSite(options));
+      case 'pidns':
+        return detectPidns(portable);
+      case 'pgroup':
+        return isPosix
+          ? { available: true, reason: 'own session and process group; escaped descendants found by the TEND_ID marker' }
+          : { available: false, reason: `process groups are POSIX-only (this is ${platformName})` };
+    }
+  });
+}
 
 /** Says which containment strategies this machine offers and, for each one it does not, why. Probes for real; cached. */
 export function detect(options: DetectOptions = {}): Capabilities {
-  const key = `${options.cgroupParent ?? ''}|${options.portable === true}`;
-  const known = cache.get(key);
-  if (known) return known;
-  const location = isLinux ? locateCgroup2() : undefined;
-  const parent = options.cgroupParent ?? (location ? defaultCgroupParent(location.mount, location.own) : undefined);
-  const cgroup = detectCgroup(location?.mount, parent, options.portable === true);
-  const strategies: Record<StrategyName, StrategySupport> = {
-    cgroup,
-    pidns: detectPidns(options.portable === true),
-    pgroup: isPosix
-      ? { available: true, reason: 'own session and process group; escaped descendants found by the TEND_ID marker' }
-      : { available: false, reason: `process groups are POSIX-only (this is ${platformName})` },
-  };
-  const caps: Capabilities = {
+  const strategies = Object.fromEntries(order.map((s) => [s, detectStrategy(s, options)])) as Record<StrategyName, StrategySupport>;
+  const site = cgroupSite(options);
+  return {
     platform: platformName,
     strategies,
     best: order.find((s) => strategies[s].available),
-    parentDeathSignal: isLinux
-      ? parentDeathSignalSupport(options.portable === true)
-      : { available: false, via: 'none', reason: `parent-death signals are Linux-only (this is ${platformName})` },
-    cgroup:
-      location && parent && cgroup.available
-        ? { mount: location.mount, parent, cgroupKill: hasCgroupKill(join(location.mount, location.own === '/' ? '' : location.own)) || kernelHasCgroupKill(parent) }
-        : undefined,
+    parentDeathSignal: detectParentDeathSignal(options.portable === true),
+    cgroup: site && strategies.cgroup.available ? { mount: site.mount, parent: site.parent, cgroupKill: cgroupKillSupported(options) } : undefined,
   };
-  cache.set(key, caps);
-  return caps;
+}
+
+function cgroupKillSupported(options: DetectOptions): boolean {
+  return (detectStrategy('cgroup', options) as { cgroupKill?: boolean }).cgroupKill === true;
+}
+
+export function detectParentDeathSignal(portable: boolean): Capabilities['parentDeathSignal'] {
+  return remember(`pdeath|${portable}`, () =>
+    isLinux
+      ? parentDeathSignalSupport(portable)
+      : { available: false, via: 'none', reason: `parent-death signals are Linux-only (this is ${platformName})` },
+  );
 }
 
 export function defaultCgroupParent(mount: string, own: string): string {
   return join(mount, own, 'tend');
 }
 
-function kernelHasCgroupKill(parent: string): boolean {
-  // The root cgroup has no cgroup.kill; a child of ours tells for sure.
-  const probe = join(parent, `kill-probe-${process.pid}`);
-  try {
-    mkdirSync(probe);
-    try {
-      return hasCgroupKill(probe);
-    } finally {
-      rmdirSync(probe);
-    }
-  } catch {
-    return false;
-  }
-}
-
-function detectCgroup(mount: string | undefined, parent: string | undefined, portable: boolean): StrategySupport {
+function detectCgroup(site: CgroupSite | undefined): StrategySupport & { cgroupKill?: boolean } {
   if (!isLinux) return { available: false, reason: `cgroups are Linux-only (this is ${platformName})` };
-  if (!mount || !parent) return { available: false, reason: 'no cgroup v2 filesystem is mounted (see /proc/self/mountinfo)' };
-  const probe = probeCgroupParent(parent);
+  if (!site) return { available: false, reason: 'no cgroup v2 filesystem is mounted (see /proc/self/mountinfo)' };
+  const probe = probeCgroupParent(site.parent, site.parent.startsWith(`${site.own}/`) ? site.own : site.mount);
   if (!probe.ok) return { available: false, reason: probe.reason };
-  const shim = portable ? undefined : locateNativeHelper('tend-shim').path;
-  if (shim) {
-    // Moving a process can still fail where creating a cgroup did not (the
-    // "no internal processes" rule, or a delegation boundary): join for real.
-    const dir = join(parent, `join-probe-${process.pid}`);
-    try {
-      mkdirSync(dir);
-      const run = spawnSync(shim, ['-c', join(dir, 'cgroup.procs'), '--', '/bin/sh', 'sh', '-c', 'exit 0'], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
-      if (run.status !== 0) return { available: false, reason: `cannot move a process into ${dir}: ${run.stderr.toString().trim() || `exit ${run.status}`}` };
-    } finally {
-      if (existsSync(dir)) rmdirSync(dir);
-    }
-  }
-  return { available: true, reason: `cgroup v2 at ${mount}; each tree gets its own cgroup under ${parent}, joined before exec` };
+  return {
+    available: true,
+    reason: `cgroup v2 at ${site.mount}; each tree gets its own cgroup under ${site.parent}, joined before exec`,
+    cgroupKill: probe.cgroupKill,
+  };
 }
 
 function detectPidns(portable: boolean): StrategySupport {
@@ -130,21 +141,20 @@ export interface StrategyOptions extends DetectOptions {
 
 /** Picks the strategy for a spec: "auto" means the strongest available; a forced one must be available. */
 export function selectStrategy(choice: StrategyChoice, options: StrategyOptions = {}): Strategy {
-  const caps = detect(options);
-  const name = choice === 'auto' ? caps.best : choice;
+  const name = choice === 'auto' ? order.find((s) => detectStrategy(s, options).available) : choice;
   if (name === undefined) {
-    throw new TendError('STRATEGY_UNAVAILABLE', { strategy: 'auto', reason: order.map((s) => `${s}: ${caps.strategies[s].reason}`).join('; ') });
+    const reason = order.map((s) => `${s}: ${detectStrategy(s, options).reason}`).join('; ');
+    throw new TendError('STRATEGY_UNAVAILABLE', { strategy: 'auto', reason });
   }
-  const support = caps.strategies[name];
+  const support = detectStrategy(name, options);
   if (!support.available) throw new TendError('STRATEGY_UNAVAILABLE', { strategy: name, reason: support.reason });
   switch (name) {
     case 'cgroup': {
-      const cg = caps.cgroup;
-      if (!cg) throw new TendError('STRATEGY_UNAVAILABLE', { strategy: name, reason: support.reason });
+      const site = cgroupSite(options);
+      if (!site) throw new TendError('STRATEGY_UNAVAILABLE', { strategy: name, reason: support.reason });
       return createCgroupStrategy({
-        mount: cg.mount,
-        parent: cg.parent,
-        forceKillFallback: options.forceCgroupKillFallback === true || !cg.cgroupKill,
+        ...site,
+        forceKillFallback: options.forceCgroupKillFallback === true || !cgroupKillSupported(options),
       });
     }
     case 'pidns':

@@ -89,7 +89,7 @@ class PidNamespaceContainment implements Containment {
 
   signal(signal: SignalName): boolean {
     const outer = this.#outer;
-    if (!outer || this.isEmpty()) return false;
+    if (!outer || !this.#outerAlive()) return false;
     const { table } = this.context;
     if (signal === 'SIGKILL') {
       // Killing init makes the kernel kill the whole namespace; its exit
@@ -113,7 +113,15 @@ class PidNamespaceContainment implements Containment {
   }
 
   isEmpty(): boolean {
-    return this.#outerGone && this.#tree().members.length === 0;
+    return !this.#outerAlive() && this.#tree().members.length === 0;
+  }
+
+  /** From the table too, not just the exit event: on the host's exit path no event is delivered any more. */
+  #outerAlive(): boolean {
+    const outer = this.#outer;
+    if (!outer || this.#outerGone) return false;
+    const entry = this.context.table.read(outer.pid);
+    return entry !== undefined && !isDead(entry) && entry.startTime === outer.startTime;
   }
 
   release(): void {}
