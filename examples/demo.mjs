@@ -43,7 +43,7 @@ async function run(label, file, args, env) {
 }
 
 const raw = await run('child_process.spawn (no containment)', '/bin/sh', [script], { TEND_ID: `demo-raw-${process.pid}`, PATH: '/usr/bin:/bin' });
-const contained = await run('tend exec', process.execPath, [`${root}dist/src/cli/main.js`, 'exec', '--stop-timeout', '1s', '--', script], {});
+const contained = await run('tend exec', process.execPath, [`${root}dist/src/bin/tend.js`, 'exec', '--stop-timeout', '1s', '--', script], {});
 
 // The demo must not leak either: remove what the uncontained run left.
 for (const p of survivors(raw.marker)) {

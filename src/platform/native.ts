@@ -1,5 +1,6 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 
 /** The compiled helpers in native/bin, built by scripts/build-native.mjs at install time. */
 export type NativeHelper = 'tend-shim' | 'tend-nsinit';
@@ -10,13 +11,12 @@ export interface NativeHelperInfo {
   readonly reason: string | undefined;
 }
 
-const binDir = fileURLToPath(new URL('../../../native/bin/', import.meta.url));
 const cache = new Map<NativeHelper, NativeHelperInfo>();
 
 export function locateNativeHelper(name: NativeHelper): NativeHelperInfo {
   const known = cache.get(name);
   if (known) return known;
-  const path = `${binDir}${name}`;
+  const path = join(packageRoot(), 'native', 'bin', name);
   let info: NativeHelperInfo;
   try {
     accessSync(path, constants.X_OK);
@@ -31,11 +31,11 @@ export function locateNativeHelper(name: NativeHelper): NativeHelperInfo {
 function buildFailureReason(name: NativeHelper): string {
   const key = name === 'tend-shim' ? 'shim' : 'nsinit';
   try {
-    const status = JSON.parse(readFileSync(`${binDir}status.json`, 'utf8')) as Record<string, { error?: string | null } | undefined>;
+    const status = JSON.parse(readFileSync(join(packageRoot(), 'native', 'bin', 'status.json'), 'utf8')) as Record<string, { error?: string | null } | undefined>;
     const error = status[key]?.error;
     if (error) return `${name} was not built at install time: ${error}`;
   } catch {
     /* no status file: the build never ran */
   }
-  return `${name} is missing from ${binDir} (run \`npm rebuild tend\` with a C compiler installed)`;
+  return `${name} is missing from ${join(packageRoot(), 'native', 'bin')} (run \`npm rebuild tend\` with a C compiler installed)`;
 }
