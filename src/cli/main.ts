@@ -27,8 +27,8 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
-    const [{ readFileSync }, { join }, { packageRoot }] = await Promise.all([import('node:fs'), import('node:path'), import('../platform/package-root.js')]);
-    const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+    const [fs, path, root] = await Promise.all([import('node:fs'), import('node:path'), import('../platform/package-root.js')]);
+    const pkg = JSON.parse(fs.readFileSync(path.join(root.packageRoot(), 'package.json'), 'utf8')) as { version: string };
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
