@@ -17,4 +17,5 @@ export { MARKER_VARIABLE, isFinal } from './core/types.js';
 export type { SignalName } from './core/signals.js';
 export { detect, type Capabilities, type StrategySupport } from './platform/detect.js';
 export type { ConfigurationPlugin, PluginWarning } from './plugins/plugin.js';
+export { nodeVersionPlugin, detectPlugins } from './plugins/node-version.js';
 export type { ProcessTable, ProcEntry } from './platform/proc-table.js';

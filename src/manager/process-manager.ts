@@ -14,6 +14,7 @@ import {
 } from '../core/types.js';
 import { detect, detectParentDeathSignal, selectStrategy, type Capabilities } from '../platform/detect.js';
 import { systemProcessTable, type ProcessTable } from '../platform/proc-table.js';
+import { detectPlugins } from '../plugins/node-version.js';
 import { PluginRegistry, type ConfigurationPlugin, type PluginWarning } from '../plugins/plugin.js';
 import { normalizeSpec, normalizeTimeout } from '../spawn/normalize-spec.js';
 import { stopTreesSync } from '../terminate/stop-tree.js';
@@ -39,6 +40,12 @@ export interface ManagerOptions {
   /** Kill cgroups by freezing and killing each member instead of cgroup.kill. */
   readonly forceCgroupKillFallback?: boolean | undefined;
   readonly plugins?: readonly ConfigurationPlugin[] | undefined;
+  /**
+   * Register plugins for the integrations detected on this machine (nvm: a
+   * project's .nvmrc puts that Node first on the spec's PATH). Off by default:
+   * a spec's environment is exactly what it says unless asked otherwise.
+   */
+  readonly autoPlugins?: boolean | undefined;
   /** The process table to consult (tests pass a fake). */
   readonly processTable?: ProcessTable | undefined;
 }
@@ -69,6 +76,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     this.#options = options;
     this.#table = options.processTable ?? systemProcessTable();
     for (const plugin of options.plugins ?? []) this.#plugins.register(plugin);
+    if (options.autoPlugins) for (const plugin of detectPlugins(options.env ?? process.env)) this.#plugins.register(plugin);
   }
 
   static async create(options: ManagerOptions = {}): Promise<ProcessManager> {
@@ -84,6 +92,11 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
 
   registerPlugin(plugin: ConfigurationPlugin): void {
     this.#plugins.register(plugin);
+  }
+
+  /** Names of the registered plugins, in the order they run. */
+  get plugins(): string[] {
+    return this.#plugins.names;
   }
 
   /**
