@@ -17,19 +17,20 @@ type HandledSignal = (typeof handledSignals)[number];
 
 const managers = new Set<ProcessManager>();
 const signalling = new Set<ProcessManager>();
-let installed = false;
 let stopping = false;
 
 export function trackManager(manager: ProcessManager, handleSignals: boolean): void {
+  if (managers.size === 0) process.on('exit', onExit);
   managers.add(manager);
+  // A listener's mere presence turns off Node's default "die on this signal":
+  // listen only while some manager asked for it.
+  if (handleSignals && signalling.size === 0) for (const [signal, listener] of listeners) process.on(signal, listener);
   if (handleSignals) signalling.add(manager);
-  if (!installed) install();
 }
 
 export function untrackManager(manager: ProcessManager): void {
-  managers.delete(manager);
-  signalling.delete(manager);
-  if (managers.size === 0 && installed) uninstall();
+  if (signalling.delete(manager) && signalling.size === 0) removeSignalListeners();
+  if (managers.delete(manager) && managers.size === 0) process.removeListener('exit', onExit);
 }
 
 function onExit(): void {
@@ -38,34 +39,25 @@ function onExit(): void {
 
 const listeners = new Map<HandledSignal, () => void>(handledSignals.map((s) => [s, () => onSignal(s)]));
 
+function removeSignalListeners(): void {
+  for (const [signal, listener] of listeners) process.removeListener(signal, listener);
+}
+
 function onSignal(signal: HandledSignal): void {
   const own = listeners.get(signal);
-  const others = process.listeners(signal).filter((l) => l !== own);
-  if (others.length > 0 || signalling.size === 0) return;
+  if (process.listeners(signal).some((l) => l !== own)) return;
   if (stopping) {
-    for (const manager of signalling) manager.stopAllSync();
     reraise(signal);
     return;
   }
   stopping = true;
-  const all = [...signalling].map((m) => m.shutdown());
-  void Promise.allSettled(all).then(() => reraise(signal));
+  void Promise.allSettled([...signalling].map((m) => m.shutdown())).then(() => reraise(signal));
 }
 
+/** Stops whatever is left at once, then dies of the signal with its default action, as if tend had not been there. */
 function reraise(signal: HandledSignal): void {
   onExit();
-  uninstall();
-  process.kill(process.pid, signal);
-}
-
-function install(): void {
-  installed = true;
-  process.on('exit', onExit);
-  for (const [signal, listener] of listeners) process.on(signal, listener);
-}
-
-function uninstall(): void {
-  installed = false;
+  removeSignalListeners();
   process.removeListener('exit', onExit);
-  for (const [signal, listener] of listeners) process.removeListener(signal, listener);
+  process.kill(process.pid, signal);
 }
