@@ -15,6 +15,9 @@ import type { ProcessIdentity } from './identity.js';
 import { sendSignal } from './signal.js';
 import type { AttachedChild, Containment, ContainmentContext, LaunchPlan, Strategy } from './strategy.js';
 
+/** A fork bomb could outrun any number of passes; the SIGKILL at the deadline is atomic and catches it. */
+const MAX_SIGNAL_PASSES = 8;
+
 export interface CgroupStrategyOptions {
   /** The cgroup2 mount point. */
   readonly mount: string;
@@ -75,9 +78,18 @@ class CgroupContainment implements Containment {
 
   signal(signal: SignalName): boolean {
     if (signal === 'SIGKILL') return killCgroup(this.cgroup, this.options.forceKillFallback);
+    // No file signals a whole cgroup, so each member is signalled; a member
+    // may fork while we go, so re-read until a pass finds no new pid (each
+    // pid gets the signal once: a second SIGINT means "force" to many tools).
+    const signalled = new Set<number>();
     let sent = false;
-    for (const pid of this.members()) {
-      sent = sendSignal(this.context.table, { kind: 'cgroup-member', pid, cgroup: this.#relative }, signal) || sent;
+    for (let pass = 0; pass < MAX_SIGNAL_PASSES; pass++) {
+      const fresh = this.members().filter((pid) => !signalled.has(pid));
+      if (fresh.length === 0) break;
+      for (const pid of fresh) {
+        signalled.add(pid);
+        sent = sendSignal(this.context.table, { kind: 'cgroup-member', pid, cgroup: this.#relative }, signal) || sent;
+      }
     }
     return sent;
   }
