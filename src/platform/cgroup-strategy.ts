@@ -11,7 +11,7 @@ import {
   waitCgroupEmpty,
 } from './cgroup.js';
 import { shimPlan } from './launch.js';
-import type { ProcessIdentity } from './identity.js';
+import { isDead, type ProcessIdentity } from './identity.js';
 import { sendSignal } from './signal.js';
 import type { AttachedChild, Containment, ContainmentContext, LaunchPlan, Strategy } from './strategy.js';
 
@@ -36,15 +36,15 @@ export interface CgroupStrategyOptions {
 class CgroupContainment implements Containment {
   readonly strategy = 'cgroup' as const;
   readonly cgroup: string;
-  readonly #relative: string;
   #leader: ProcessIdentity | undefined;
+  #exited: Promise<unknown> | undefined;
+  #leaderGone = false;
 
   constructor(
     private readonly context: ContainmentContext,
     private readonly options: CgroupStrategyOptions,
   ) {
     this.cgroup = join(options.parent, context.handle);
-    this.#relative = this.cgroup.slice(options.mount.length) || '/';
   }
 
   plan(spec: NormalizedSpec): LaunchPlan {
@@ -66,6 +66,25 @@ class CgroupContainment implements Containment {
 
   attach(child: AttachedChild): void {
     this.#leader = child.identity;
+    this.#exited = child.exited;
+    const settle = (): void => {
+      this.#leaderGone = true;
+    };
+    child.exited.then(settle, settle);
+  }
+
+  /**
+   * The direct child joins the cgroup itself, a moment after spawn returns
+   * (the shim writes cgroup.procs, then execs). Until it has exited it counts
+   * as a member wherever it is, so a stop issued right after start() reaches
+   * it, and an empty cgroup seen before the join does not mean "all gone".
+   * It is our unreaped child, so its pid cannot have been reused.
+   */
+  #leaderAlive(): boolean {
+    const leader = this.#leader;
+    if (!leader || this.#leaderGone) return false;
+    const entry = this.context.table.read(leader.pid);
+    return entry !== undefined && !isDead(entry) && entry.startTime === leader.startTime;
   }
 
   leaderPid(): number | undefined {
@@ -73,38 +92,55 @@ class CgroupContainment implements Containment {
   }
 
   members(): number[] {
-    return readCgroupMembers(this.cgroup);
+    const pids = readCgroupMembers(this.cgroup);
+    const leader = this.#leader?.pid;
+    if (leader !== undefined && !pids.includes(leader) && this.#leaderAlive()) pids.push(leader);
+    return pids;
   }
 
   signal(signal: SignalName): boolean {
-    if (signal === 'SIGKILL') return killCgroup(this.cgroup, this.options.forceKillFallback);
+    const { table } = this.context;
+    let sent = false;
+    const leader = this.#leader;
+    if (leader && this.#leaderAlive() && !readCgroupMembers(this.cgroup).includes(leader.pid)) {
+      sent = sendSignal(table, { kind: 'process', identity: leader }, signal);
+    }
+    if (signal === 'SIGKILL') return killCgroup(this.cgroup, this.options.forceKillFallback) || sent;
     // No file signals a whole cgroup, so each member is signalled; a member
     // may fork while we go, so re-read until a pass finds no new pid (each
     // pid gets the signal once: a second SIGINT means "force" to many tools).
     const signalled = new Set<number>();
-    let sent = false;
     for (let pass = 0; pass < MAX_SIGNAL_PASSES; pass++) {
-      const fresh = this.members().filter((pid) => !signalled.has(pid));
+      const fresh = readCgroupMembers(this.cgroup).filter((pid) => !signalled.has(pid));
       if (fresh.length === 0) break;
-      for (const pid of fresh) {
-        signalled.add(pid);
-        sent = sendSignal(this.context.table, { kind: 'cgroup-member', pid, cgroup: this.#relative }, signal) || sent;
-      }
+      for (const pid of fresh) signalled.add(pid);
+      sent = sendSignal(table, { kind: 'cgroup', dir: this.cgroup, pids: fresh }, signal) || sent;
     }
     return sent;
   }
 
-  waitEmpty(abort: AbortSignal): Promise<void> {
-    return waitCgroupEmpty(this.cgroup, abort);
+  async waitEmpty(abort: AbortSignal): Promise<void> {
+    // Once the direct child has exited it has either joined or died before
+    // its exec: from then on the cgroup alone holds the whole tree.
+    if (this.#exited && !this.#leaderGone) await Promise.race([this.#exited.catch(() => undefined), aborted(abort)]);
+    abort.throwIfAborted();
+    await waitCgroupEmpty(this.cgroup, abort);
   }
 
   isEmpty(): boolean {
-    return !isCgroupPopulated(this.cgroup);
+    return !this.#leaderAlive() && !isCgroupPopulated(this.cgroup);
   }
 
   release(): void {
     maybeRemoveCgroup(this.cgroup);
   }
+}
+
+function aborted(abort: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (abort.aborted) resolve();
+    else abort.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 export function createCgroupStrategy(options: CgroupStrategyOptions): Strategy {

@@ -107,39 +107,48 @@ export function killCgroup(dir: string, forceFallback = false): boolean {
 /**
  * Resolves once the cgroup has no live member. Watches cgroup.events (the
  * kernel notifies on every change of "populated"); the watch is armed before
- * the first read, so a change between the two cannot be missed. A slow poll
- * backs the watch up in case a notification is coalesced away.
+ * the first read, so a change between the two cannot be missed. Notifications
+ * can be coalesced away, so a poll backs the watch up, backing off from 1 ms
+ * to 25 ms. Both keep the event loop alive: a caller awaiting a tree's end
+ * must not see its program exit first.
  */
 export async function waitCgroupEmpty(dir: string, signal?: AbortSignal): Promise<void> {
   if (!isCgroupPopulated(dir)) return;
   await new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let interval = 1;
+    let watcher: ReturnType<typeof watch> | undefined;
     const done = (error?: unknown): void => {
       watcher?.close();
-      clearInterval(poll);
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (error === undefined) resolve();
       else reject(error instanceof Error ? error : new Error('waiting for the cgroup to empty was aborted', { cause: error }));
     };
-    const check = (): void => {
+    const check = (): boolean => {
       try {
-        if (!isCgroupPopulated(dir)) done();
+        if (isCgroupPopulated(dir)) return false;
+        done();
       } catch (error) {
         done(error);
       }
+      return true;
+    };
+    const poll = (): void => {
+      if (check()) return;
+      interval = Math.min(interval * 2, 25);
+      timer = setTimeout(poll, interval);
     };
     const onAbort = (): void => done(signal?.reason);
-    let watcher: ReturnType<typeof watch> | undefined;
     try {
-      watcher = watch(join(dir, 'cgroup.events'), { persistent: false }, check);
+      watcher = watch(join(dir, 'cgroup.events'), check);
       watcher.on('error', () => undefined);
     } catch {
       watcher = undefined;
     }
-    const poll = setInterval(check, watcher ? 100 : 5);
-    poll.unref?.();
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    check();
+    poll();
   });
 }
 

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { TendError, errnoOf } from '../core/errors.js';
 import type { SignalName } from '../core/signals.js';
 import { matchesIdentity, type ProcessIdentity } from './identity.js';
@@ -6,13 +5,13 @@ import type { ProcessTable } from './proc-table.js';
 
 /**
  * Who a signal goes to: one process; a whole process group vouched for by one
- * verified member; or one member of a cgroup, vouched for by its membership
- * (`cgroup` is the path below the cgroup2 mount, as /proc/<pid>/cgroup shows it).
+ * verified member; or members of a tree's cgroup, vouched for by having just
+ * been listed in its cgroup.procs.
  */
 export type SignalTarget =
   | { readonly kind: 'process'; readonly identity: ProcessIdentity }
   | { readonly kind: 'group'; readonly pgid: number; readonly member: ProcessIdentity }
-  | { readonly kind: 'cgroup-member'; readonly pid: number; readonly cgroup: string };
+  | { readonly kind: 'cgroup'; readonly dir: string; readonly pids: readonly number[] };
 
 /** The syscall, behind a seam so tests can watch what would be sent. */
 export type KillFn = (pid: number, signal: SignalName | 0) => void;
@@ -30,11 +29,23 @@ const realKill: KillFn = (pid, signal) => {
  * gone (ESRCH, or the pid now belongs to another process). Throws on EPERM.
  */
 export function sendSignal(table: ProcessTable, target: SignalTarget, signal: SignalName, kill: KillFn = realKill): boolean {
+  if (target.kind === 'cgroup') {
+    // Listed in the tree's own cgroup.procs a moment ago: a pid could only
+    // belong to someone else now if its process exited, was reaped and the
+    // whole pid space wrapped round in between. A /proc/<pid>/cgroup read per
+    // member would narrow that window no further (it too precedes the kill).
+    let sent = false;
+    for (const pid of target.pids) if (pid > 1) sent = deliver(pid, signal, kill) || sent;
+    return sent;
+  }
   if (!verifyTarget(table, target)) return false;
   // Between this check and the kill the pid could only be reused if the
   // process exited, was reaped and its pid recycled within microseconds; for a
   // direct child that cannot happen at all, as tend has not reaped it yet.
-  const pid = target.kind === 'process' ? target.identity.pid : target.kind === 'group' ? -target.pgid : target.pid;
+  return deliver(target.kind === 'process' ? target.identity.pid : -target.pgid, signal, kill);
+}
+
+function deliver(pid: number, signal: SignalName, kill: KillFn): boolean {
   try {
     kill(pid, signal);
     return true;
@@ -46,25 +57,11 @@ export function sendSignal(table: ProcessTable, target: SignalTarget, signal: Si
   }
 }
 
-function verifyTarget(table: ProcessTable, target: SignalTarget): boolean {
-  if (target.kind === 'cgroup-member') {
-    const own = readCgroupOf(target.pid);
-    return own !== undefined && (own === target.cgroup || own.startsWith(`${target.cgroup}/`));
-  }
+function verifyTarget(table: ProcessTable, target: Exclude<SignalTarget, { kind: 'cgroup' }>): boolean {
+  // kill(0) and kill(-1) mean "my group" and "everyone": no record may ever lead there.
+  if (target.kind === 'group' ? target.pgid <= 1 : target.identity.pid <= 1) return false;
   const id = target.kind === 'process' ? target.identity : target.member;
   const entry = table.read(id.pid);
   if (!matchesIdentity(table, id, entry)) return false;
   return target.kind === 'process' || entry?.pgid === target.pgid;
-}
-
-/** The cgroup v2 path of a process ("0::" line of /proc/<pid>/cgroup), or undefined when it is gone. */
-export function readCgroupOf(pid: number): string | undefined {
-  try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'latin1')
-      .split('\n')
-      .find((l) => l.startsWith('0::'));
-    return line?.slice(3);
-  } catch {
-    return undefined;
-  }
 }

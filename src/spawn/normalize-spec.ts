@@ -93,10 +93,14 @@ export function normalizeTimeout(value: unknown, field: string): number | undefi
 function normalizeArgs(value: unknown): string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new TendError('SPEC_ARGS_INVALID', { value });
-  value.forEach((arg, index) => {
+  const args: string[] = [];
+  // An index loop, not forEach: forEach skips the holes of a sparse array.
+  for (let index = 0; index < value.length; index++) {
+    const arg: unknown = value[index];
     if (typeof arg !== 'string' || arg.includes('\0')) throw new TendError('SPEC_ARGS_INVALID', { value: arg, index });
-  });
-  return [...(value as string[])];
+    args.push(arg);
+  }
+  return args;
 }
 
 function normalizeCwd(value: unknown, base: string): string {
@@ -139,14 +143,21 @@ function normalizeEnv(value: unknown, inherit: unknown, parent: SpecContext['env
     throw new TendError('SPEC_INHERIT_ENV_INVALID', { value: inherit });
   }
   if (value === undefined) return env;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TendError('SPEC_ENV_INVALID', { value });
-  for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+  if (!isPlainObject(value)) throw new TendError('SPEC_ENV_INVALID', { value });
+  for (const [name, v] of Object.entries(value)) {
     checkEnvName(name, 'env');
     if (name === MARKER_VARIABLE) throw new TendError('SPEC_ENV_RESERVED', { name });
     if (typeof v !== 'string' || v.includes('\0')) throw new TendError('SPEC_ENV_VALUE_INVALID', { name, value: v });
     env[name] = v;
   }
   return env;
+}
+
+/** A Map, a class instance or an array is not an environment: their entries are not own enumerable properties. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 function normalizeLogFile(value: unknown, base: string): string | undefined {
