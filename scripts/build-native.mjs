@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Builds tend's native helpers (native/bin/tend-shim, native/bin/tend-nsinit)
-// and records the outcome in native/bin/status.json, which `tend detect`
-// reads to explain a missing helper.
+// Builds tend's native helpers (native/bin/tend-shim, native/bin/tend-nsinit,
+// native/bin/tend-reaper) and records the outcome in native/bin/status.json,
+// which `tend detect` reads to explain a missing helper.
 //
 // This runs as the package's install script: it must be quick and must never
 // fail the install. Without the helpers tend still works with weaker
@@ -17,8 +17,10 @@ const binDir = join(srcDir, 'bin');
 const statusPath = join(binDir, 'status.json');
 const shimSrc = join(srcDir, 'shim.c');
 const nsinitSrc = join(srcDir, 'nsinit.c');
+const reaperSrc = join(srcDir, 'reaper.c');
 const shimBin = join(binDir, 'tend-shim');
 const nsinitBin = join(binDir, 'tend-nsinit');
+const reaperBin = join(binDir, 'tend-reaper');
 const selfPath = fileURLToPath(import.meta.url);
 
 const NOLIBC_FLAGS = [
@@ -57,12 +59,17 @@ function mtime(path) {
   }
 }
 
-// Fresh when both helpers exist and are newer than every input, including this
+// Fresh when all helpers exist and are newer than every input, including this
 // script (its flags decide what gets built).
 function upToDate() {
   if (!existsSync(statusPath)) return false;
-  const newestSource = Math.max(mtime(shimSrc) ?? Infinity, mtime(nsinitSrc) ?? Infinity, mtime(selfPath) ?? 0);
-  const bins = [mtime(shimBin), mtime(nsinitBin)];
+  const newestSource = Math.max(
+    mtime(shimSrc) ?? Infinity,
+    mtime(nsinitSrc) ?? Infinity,
+    mtime(reaperSrc) ?? Infinity,
+    mtime(selfPath) ?? 0,
+  );
+  const bins = [mtime(shimBin), mtime(nsinitBin), mtime(reaperBin)];
   return bins.every((m) => m !== null && m > newestSource);
 }
 
@@ -118,6 +125,14 @@ function smokeTestNsinit(path) {
   return `smoke test failed (status ${r.status}, signal ${r.signal})`;
 }
 
+// The manager checks this line before relying on the reaper: a binary left
+// from another protocol version must not be fed lines it misreads.
+function smokeTestReaper(path) {
+  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 10_000, env: {}, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status === 0 && r.stdout === 'tend-reaper 1\n') return null;
+  return `smoke test failed (status ${r.status}, signal ${r.signal}, stdout ${JSON.stringify(firstLines(r.stdout ?? '', 1))})`;
+}
+
 function brief(text) {
   const first = String(text).split(/; |\n/)[0] ?? '';
   return first.length > 160 ? `${first.slice(0, 157)}...` : first;
@@ -165,6 +180,18 @@ function buildNsinit(cc) {
   return { built: true, error: null };
 }
 
+function buildReaper(cc) {
+  const c = compile(cc, ['-O2', '-s'], reaperSrc, reaperBin);
+  if (!c.ok) return { built: false, error: c.error };
+  const smoke = smokeTestReaper(c.tmp);
+  if (smoke) {
+    rmSync(c.tmp, { force: true });
+    return { built: false, error: smoke };
+  }
+  install(c.tmp, reaperBin);
+  return { built: true, error: null };
+}
+
 function main() {
   const base = { compiler: null, arch: process.arch, builtAt: new Date().toISOString() };
   if (process.platform !== 'linux') {
@@ -172,6 +199,7 @@ function main() {
     writeStatus({
       shim: { built: false, variant: null, error: `not built: Linux-only (platform ${process.platform})` },
       nsinit: { built: false, error: `not built: Linux-only (platform ${process.platform})` },
+      reaper: { built: false, error: `not built: Linux-only (platform ${process.platform})` },
       ...base,
     });
     return;
@@ -185,17 +213,21 @@ function main() {
     // Stale helpers from an earlier build would not match the recorded status.
     rmSync(shimBin, { force: true });
     rmSync(nsinitBin, { force: true });
-    writeStatus({ shim: { built: false, variant: null, error }, nsinit: { built: false, error }, ...base });
+    rmSync(reaperBin, { force: true });
+    writeStatus({ shim: { built: false, variant: null, error }, nsinit: { built: false, error }, reaper: { built: false, error }, ...base });
     log(`warning: native helpers not built: ${error}; tend falls back to weaker containment`);
     return;
   }
   const shim = buildShim(cc);
   const nsinit = buildNsinit(cc);
+  const reaper = buildReaper(cc);
   if (!shim.built) rmSync(shimBin, { force: true });
   if (!nsinit.built) rmSync(nsinitBin, { force: true });
-  writeStatus({ shim, nsinit, ...base, compiler: cc.join(' ') });
+  if (!reaper.built) rmSync(reaperBin, { force: true });
+  writeStatus({ shim, nsinit, reaper, ...base, compiler: cc.join(' ') });
   if (!shim.built) log(`warning: tend-shim not built: ${brief(shim.error)} (details: ${statusPath})`);
   if (!nsinit.built) log(`warning: tend-nsinit not built: ${brief(nsinit.error)} (details: ${statusPath})`);
+  if (!reaper.built) log(`warning: tend-reaper not built: ${brief(reaper.error)} (details: ${statusPath})`);
 }
 
 try {
@@ -205,6 +237,7 @@ try {
   writeStatus({
     shim: { built: false, variant: null, error: String(err) },
     nsinit: { built: false, error: String(err) },
+    reaper: { built: false, error: String(err) },
     compiler: null,
     arch: process.arch,
     builtAt: new Date().toISOString(),
