@@ -3,7 +3,8 @@
 // any process carrying tend's marker variable outlived it: a suite that leaves
 // processes behind is a failing suite, whatever its assertions said.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function collectTests(dir, out = []) {
@@ -42,7 +43,13 @@ const files = collectTests('dist/test')
   .filter((f) => filter.length === 0 || filter.some((p) => f.includes(p)))
   .sort();
 const before = new Set(markedSurvivors());
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// The suite keeps its records, manager files and lifecycle log to itself.
+const stateDir = mkdtempSync(join(tmpdir(), 'tend-test-state-'));
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, TEND_HOME: stateDir },
+});
+rmSync(stateDir, { recursive: true, force: true });
 const leaked = markedSurvivors().filter((p) => !before.has(p));
 if (leaked.length > 0) {
   console.error(`\nleak check: ${leaked.length} process(es) carrying TEND_ID outlived the test suite:`);

@@ -92,6 +92,8 @@ const catalog = {
     `Not permitted to send ${str(d.signal)} to pid ${str(d.pid)} (EPERM). The process belongs to another user; run tend as that user.`,
   STOP_FAILED: (d: Details) =>
     `Process tree ${str(d.handle)} still has ${str(d.count)} live member(s) (${str(d.pids)}) after repeated SIGKILL: ${str(d.reason)}.`,
+  STATE_DIR_UNSAFE: (d: Details) =>
+    `Refusing the state directory ${JSON.stringify(d.dir)}: ${str(d.reason)}. Its records decide which processes tend kills, so no one else may write there. ${str(d.fix)}`,
   PLUGIN_INVALID: (d: Details) =>
     `Plugin ${describeValue(d.name)} is invalid: ${str(d.reason)}. A plugin needs name (string), priority (number), isApplicable(spec) and enhance(spec).`,
   CLI_USAGE: (d: Details) => `${str(d.message)}${d.hint ? `\n${str(d.hint)}` : ''}`,

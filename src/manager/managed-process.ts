@@ -111,10 +111,12 @@ export class ManagedProcess {
     // For pidns the direct child is tend-nsinit, which exits last and mirrors the
     // command's status; for the other strategies it is the command itself.
     // Either way the wrappers are gone now, so no member means an empty tree.
+    // isEmpty(), not members(): a cgroup's member list omits processes that
+    // are still exiting (and holding files), its "populated" flag does not.
     const leaderWasKnown = this.#leader !== undefined;
     this.#leader ??= { code, signal, at: new Date() };
-    if (this.containment.members().length === 0) return this.#finish();
-    if (!leaderWasKnown) this.listener.detached(this);
+    if (this.containment.isEmpty()) return this.#finish();
+    if (!leaderWasKnown && this.containment.members().length > 0) this.listener.detached(this);
     void this.#awaitEmpty();
   }
 
@@ -193,7 +195,8 @@ export class ManagedProcess {
 
   /** Stops the whole tree; concurrent and repeated calls share one stop. */
   stop(plan: Omit<StopPlan, 'handle'>): Promise<StopResult> {
-    if (this.#final && !this.#stopping) return Promise.resolve({ alreadyGone: true, forced: false, status: this.#final });
+    // Once final, every later stop finds nothing to do; callers that came while a stop ran share its result.
+    if (this.#final) return Promise.resolve({ alreadyGone: true, forced: false, status: this.#final });
     this.#stopping ??= this.#stop({ ...plan, handle: this.id });
     return this.#stopping;
   }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { TendError } from '../core/errors.js';
 import type { SignalName } from '../core/signals.js';
-import type { NormalizedSpec } from '../core/types.js';
+import { MARKER_VARIABLE, type NormalizedSpec } from '../core/types.js';
 import {
   createCgroup,
   isCgroupPopulated,
@@ -61,6 +61,7 @@ class CgroupContainment implements Containment {
       parentDeathSignal: this.context.parentDeathSignal,
       cgroupProcs: join(this.cgroup, 'cgroup.procs'),
       portable: this.context.portable,
+      env: { ...spec.env, [MARKER_VARIABLE]: this.context.handle },
     });
   }
 

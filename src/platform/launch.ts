@@ -1,4 +1,5 @@
 import { accessSync, constants } from 'node:fs';
+import { TendError } from '../core/errors.js';
 import type { NormalizedSpec } from '../core/types.js';
 import { locateNativeHelper } from './native.js';
 
@@ -9,6 +10,8 @@ export interface ShimOptions {
   readonly cgroupProcs?: string | undefined;
   /** Use the portable fallback (sh, setpriv) even when the native shim exists. */
   readonly portable?: boolean | undefined;
+  /** The child's whole environment, marker included: the portable cgroup join must carry it past the shell. */
+  readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
 const SIGKILL = '9';
@@ -45,7 +48,9 @@ export function parentDeathSignalSupport(portable = false): { available: boolean
  * does both and then exec()s the command (same pid, same environment). Without
  * it, /bin/sh does the cgroup join (`echo 0 > cgroup.procs` moves the shell
  * itself; the command is passed as positional arguments, never as script text)
- * and setpriv arms the parent-death signal.
+ * and setpriv arms the parent-death signal. A shell rewrites the environment
+ * it passes on (it adds PWD and drops names that are not shell identifiers),
+ * so the environment goes to `env -i` as NAME=VALUE arguments instead.
  */
 export function shimPlan(spec: NormalizedSpec, options: ShimOptions): { file: string; args: string[]; argv0: string; statusFd: false } {
   const needsShim = options.parentDeathSignal || options.cgroupProcs !== undefined;
@@ -60,7 +65,15 @@ export function shimPlan(spec: NormalizedSpec, options: ShimOptions): { file: st
   }
   let chain: string[] = [spec.file, ...spec.args];
   if (options.cgroupProcs !== undefined) {
-    chain = ['/bin/sh', '-c', 'echo 0 > "$0" && exec "$@"', options.cgroupProcs, ...chain];
+    if (spec.file.includes('=')) {
+      throw new TendError('CONTAINMENT_FAILED', {
+        strategy: 'cgroup',
+        reason: `the portable cgroup join runs the command through env(1), which would read ${JSON.stringify(spec.file)} as a variable assignment`,
+        fix: 'Rename the program, build the native helpers (a C compiler at install), or use strategy "pgroup".',
+      });
+    }
+    const assignments = Object.entries(options.env ?? spec.env).map(([k, v]) => `${k}=${v}`);
+    chain = ['/bin/sh', '-c', 'echo 0 > "$0" && exec /usr/bin/env -i "$@"', options.cgroupProcs, ...assignments, ...chain];
   }
   const setpriv = options.parentDeathSignal ? findSetpriv() : undefined;
   if (setpriv) chain = [setpriv, '--pdeathsig', 'KILL', '--', ...chain];

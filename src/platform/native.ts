@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { packageRoot } from './package-root.js';
 
 /** The compiled helpers in native/bin, built by scripts/build-native.mjs at install time. */
-export type NativeHelper = 'tend-shim' | 'tend-nsinit';
+export type NativeHelper = 'tend-shim' | 'tend-nsinit' | 'tend-reaper';
 
 export interface NativeHelperInfo {
   readonly path: string | undefined;
@@ -29,7 +29,7 @@ export function locateNativeHelper(name: NativeHelper): NativeHelperInfo {
 }
 
 function buildFailureReason(name: NativeHelper): string {
-  const key = name === 'tend-shim' ? 'shim' : 'nsinit';
+  const key = name.slice('tend-'.length);
   try {
     const status = JSON.parse(readFileSync(join(packageRoot(), 'native', 'bin', 'status.json'), 'utf8')) as Record<string, { error?: string | null } | undefined>;
     const error = status[key]?.error;

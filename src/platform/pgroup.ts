@@ -1,8 +1,9 @@
 import type { SignalName } from '../core/signals.js';
 import type { NormalizedSpec } from '../core/types.js';
-import { isDead, type ProcessIdentity } from './identity.js';
+import type { ProcessIdentity } from './identity.js';
 import { pollUntil } from '../core/poll.js';
 import { sendSignal } from './signal.js';
+import { scanTree } from './tree-scan.js';
 import type { ProcEntry } from './proc-table.js';
 import { shimPlan } from './launch.js';
 import type { AttachedChild, Containment, ContainmentContext, LaunchPlan, Strategy } from './strategy.js';
@@ -37,17 +38,7 @@ class ProcessGroupContainment implements Containment {
   #scan(): ProcEntry[] {
     const leader = this.#leader;
     if (!leader) return [];
-    const { table, handle } = this.context;
-    // A descendant cannot have started before the leader: the start time rules
-    // out almost every process before the (costlier) environment read.
-    return table
-      .list()
-      .filter(
-        (e) =>
-          !isDead(e) &&
-          e.startTime >= leader.startTime &&
-          (e.pgid === leader.pid || table.marker(e.pid) === handle),
-      );
+    return scanTree(this.context.table, { handle: this.context.handle, notBefore: leader.startTime, pgid: leader.pid });
   }
 
   members(): number[] {

@@ -93,11 +93,39 @@ export class ProcfsTable implements ProcessTable {
   #bootId: string | undefined;
 
   read(pid: number): ProcEntry | undefined {
+    let entry: ProcEntry | undefined;
     try {
-      return parseProcStat(readProcFile(`/proc/${pid}/stat`));
+      entry = parseProcStat(readProcFile(`/proc/${pid}/stat`));
     } catch {
       return undefined;
     }
+    // A leader shows Z as soon as its own thread has exited, while the other
+    // threads may still be exiting and holding its files (a port, say). The
+    // process is gone only when every thread is: report a live thread's state.
+    if (entry?.state === 'Z') {
+      const live = this.#liveThreadState(pid);
+      if (live !== undefined) return { ...entry, state: live };
+    }
+    return entry;
+  }
+
+  #liveThreadState(pid: number): string | undefined {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return undefined;
+    }
+    for (const tid of tids) {
+      if (tid === String(pid)) continue;
+      try {
+        const state = parseProcStat(readProcFile(`/proc/${pid}/task/${tid}/stat`))?.state;
+        if (state !== undefined && state !== 'Z' && state !== 'X' && state !== 'x') return state;
+      } catch {
+        /* that thread is gone */
+      }
+    }
+    return undefined;
   }
 
   list(): ProcEntry[] {

@@ -66,6 +66,7 @@ const representative: Record<ErrorCode, Details> = {
   MANAGER_CLOSED: {},
   SIGNAL_DENIED: { signal: 'SIGTERM', pid: 4242 },
   STOP_FAILED: { handle: 'cafe01', count: 2, pids: '101, 102', reason: 'they are in state D' },
+  STATE_DIR_UNSAFE: { dir: '/home/ann/.local/state/tend', reason: 'it is writable by others (mode 777)', fix: 'Run `chmod 700 /home/ann/.local/state/tend`.' },
   PLUGIN_INVALID: { name: 'nvm', reason: '`priority` must be a finite number' },
   CLI_USAGE: { message: 'tend exec: no command given', hint: 'Usage: tend exec [options] -- CMD [ARGS...]' },
 };
@@ -156,6 +157,7 @@ const usage: Record<ErrorCode, boolean> = {
   MANAGER_CLOSED: false,
   SIGNAL_DENIED: false,
   STOP_FAILED: false,
+  STATE_DIR_UNSAFE: false,
   PLUGIN_INVALID: false,
 };
 
