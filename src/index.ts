@@ -19,3 +19,6 @@ export { detect, type Capabilities, type StrategySupport } from './platform/dete
 export type { ConfigurationPlugin, PluginWarning } from './plugins/plugin.js';
 export { nodeVersionPlugin, detectPlugins } from './plugins/node-version.js';
 export type { ProcessTable, ProcEntry } from './platform/proc-table.js';
+export { recoverStateDir, type RecoveryReport, type RecoveredTree } from './registry/recover.js';
+export { resolveStateDir } from './registry/state-dir.js';
+export type { ProcessRecord } from './registry/records.js';

@@ -4,6 +4,7 @@ import { TendError } from '../core/errors.js';
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   exec: { summary: 'run one command in the foreground, contained; nothing it starts outlives it', load: () => import('./commands/exec.js') },
   detect: { summary: 'show which containment strategies this machine offers, and why not', load: () => import('./commands/detect.js') },
+  recover: { summary: 'clean up process trees whose manager died (crash, SIGKILL, OOM)', load: () => import('./commands/recover.js') },
 };
 
 function mainHelp(): string {

@@ -4,9 +4,10 @@ import { isCgroupPopulated, killCgroup, maybeRemoveCgroup, readCgroupMembers } f
 import type { ProcessTable } from '../platform/proc-table.js';
 import { sendSignal } from '../platform/signal.js';
 import { scanTree } from '../platform/tree-scan.js';
-import type { LifecycleLog } from './lifecycle-log.js';
+import { LifecycleLog } from './lifecycle-log.js';
 import { isManagerAlive } from './manager-file.js';
-import type { CorruptRecord, ProcessRecord, RecordStore } from './records.js';
+import { RecordStore, type CorruptRecord, type ProcessRecord } from './records.js';
+import { ensureStateDir, resolveStateDir } from './state-dir.js';
 
 export interface RecoveredTree {
   readonly handle: string;
@@ -119,4 +120,11 @@ async function cleanTree(record: ProcessRecord, table: ProcessTable, dryRun: boo
   const left = members();
   const cgroupRemoved = cgroup !== null && left.length === 0 && maybeRemoveCgroup(cgroup);
   return { ...base, pids: found, cgroupRemoved, reason: left.length === 0 ? reason : `${reason}; still alive after SIGKILL: ${left.join(', ')}` };
+}
+
+/** Recovery without a manager, as `tend recover` runs it: the state directory from the environment unless given. */
+export async function recoverStateDir(options: { stateDir?: string; dryRun?: boolean; table: ProcessTable }): Promise<RecoveryReport & { stateDir: string }> {
+  const stateDir = ensureStateDir(options.stateDir ?? resolveStateDir());
+  const report = await recoverOrphans({ store: new RecordStore(stateDir), log: new LifecycleLog(stateDir), table: options.table, dryRun: options.dryRun });
+  return { ...report, stateDir };
 }

@@ -1,0 +1,54 @@
+import { systemProcessTable } from '../../platform/proc-table.js';
+import { recoverStateDir } from '../../registry/recover.js';
+import { parseArgs, usageError } from '../args.js';
+
+export const help = `Usage: tend recover [--dry-run] [--json]
+
+Finds process trees recorded in the state directory whose manager is gone
+(crashed, SIGKILLed, OOM-killed, with its reaper), kills what is left of them
+(their cgroup, every process carrying their TEND_ID marker, their process
+group; each identity-checked), removes empty cgroups and the records, and
+reports what it cleaned. Trees of live managers are left alone. Every
+ProcessManager does this when it is created; this command does it on demand.
+
+The state directory is $TEND_HOME, else $XDG_STATE_HOME/tend, else
+~/.local/state/tend.
+
+Options:
+      --dry-run  show what would be cleaned, change nothing
+      --json     print one JSON document
+  -h, --help     show this help`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseArgs(
+    argv,
+    [
+      { name: 'dry-run', kind: 'boolean' },
+      { name: 'json', kind: 'boolean' },
+      { name: 'help', kind: 'boolean', short: 'h' },
+    ],
+    'recover',
+  );
+  if (parsed.flags.help) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend recover: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
+  const report = await recoverStateDir({ dryRun: parsed.flags['dry-run'] === true, table: systemProcessTable() });
+  const pids = report.trees.flatMap((t) => t.pids);
+  if (parsed.flags.json) {
+    const summary = { count: report.trees.length, pids, handles: report.trees.map((t) => t.handle) };
+    process.stdout.write(`${JSON.stringify({ ...report, ...summary }, null, 2)}\n`);
+    return 0;
+  }
+  const verb = report.dryRun ? 'would clean' : 'cleaned';
+  const lines = [`state directory: ${report.stateDir}`];
+  for (const c of report.corrupt) lines.push(`corrupt record moved aside: ${c.file} -> ${c.movedTo} (${c.reason})`);
+  for (const t of report.trees) {
+    const what = t.pids.length === 0 ? 'nothing alive' : `${t.pids.length} process(es): ${t.pids.join(' ')}`;
+    lines.push(`${verb} ${t.handle}${t.name ? ` (${t.name})` : ''} [${t.strategy}, manager ${t.managerPid}]: ${what}${t.cgroupRemoved ? '; cgroup removed' : ''}`);
+  }
+  lines.push(`${verb} ${report.trees.length} tree(s), ${pids.length} process(es); ${report.live} tree(s) of live managers left alone`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
