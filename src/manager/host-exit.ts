@@ -1,4 +1,9 @@
-import type { ProcessManager } from './process-manager.js';
+/** What the host's end needs of a manager. */
+export interface ExitParticipant {
+  /** Stops every tree without awaiting anything (the exit path). */
+  stopAllSync(): void;
+  shutdown(): Promise<void>;
+}
 
 /**
  * Ties live managers to the host program's end. Installed when the first
@@ -15,11 +20,11 @@ import type { ProcessManager } from './process-manager.js';
 const handledSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 type HandledSignal = (typeof handledSignals)[number];
 
-const managers = new Set<ProcessManager>();
-const signalling = new Set<ProcessManager>();
+const managers = new Set<ExitParticipant>();
+const signalling = new Set<ExitParticipant>();
 let stopping = false;
 
-export function trackManager(manager: ProcessManager, handleSignals: boolean): void {
+export function trackManager(manager: ExitParticipant, handleSignals: boolean): void {
   if (managers.size === 0) process.on('exit', onExit);
   managers.add(manager);
   // A listener's mere presence turns off Node's default "die on this signal":
@@ -28,7 +33,7 @@ export function trackManager(manager: ProcessManager, handleSignals: boolean): v
   if (handleSignals) signalling.add(manager);
 }
 
-export function untrackManager(manager: ProcessManager): void {
+export function untrackManager(manager: ExitParticipant): void {
   if (signalling.delete(manager) && signalling.size === 0) removeSignalListeners();
   if (managers.delete(manager) && managers.size === 0) process.removeListener('exit', onExit);
 }

@@ -2,16 +2,22 @@ import type { Readable, Writable } from 'node:stream';
 import type { SignalName } from '../core/signals.js';
 import type { FinalStatus, ProcessStatus, StopOptions, StopResult, StrategyName } from '../core/types.js';
 import type { ManagedProcess } from './managed-process.js';
-import type { ProcessManager } from './process-manager.js';
+
+/** The verbs a handle forwards to its manager, which owns the policy (e.g. defaults for stop). */
+export interface HandleOwner {
+  status(handle: ProcessHandle): ProcessStatus;
+  stop(handle: ProcessHandle, options?: StopOptions): Promise<StopResult>;
+  signal(handle: ProcessHandle, signal: SignalName | number): boolean;
+}
 
 /** A started process tree: its identity and the verbs that act on it. */
 export class ProcessHandle {
   /** @internal */
   readonly managed: ManagedProcess;
-  readonly #manager: ProcessManager;
+  readonly #manager: HandleOwner;
 
   /** @internal */
-  constructor(manager: ProcessManager, managed: ManagedProcess) {
+  constructor(manager: HandleOwner, managed: ManagedProcess) {
     this.#manager = manager;
     this.managed = managed;
   }

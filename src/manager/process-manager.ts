@@ -21,13 +21,8 @@ import { stopTreesSync } from '../terminate/stop-tree.js';
 import { ManagedProcess } from './managed-process.js';
 import { ProcessHandle } from './process-handle.js';
 import { trackManager, untrackManager } from './host-exit.js';
-import { locateNativeHelper } from '../platform/native.js';
-import { ReaperLink } from '../reaper/reaper-link.js';
-import { LifecycleLog } from '../registry/lifecycle-log.js';
-import { ManagerFiles, selfIdentity } from '../registry/manager-file.js';
-import { RECORD_SCHEMA, RecordStore, type ManagerIdentity, type ProcessRecord } from '../registry/records.js';
-import { recoverOrphans, type RecoveryReport } from '../registry/recover.js';
-import { ensureStateDir, resolveStateDir } from '../registry/state-dir.js';
+import type { RecoveryReport } from '../registry/recover.js';
+import { Safekeeping } from './safekeeping.js';
 
 export interface ManagerOptions {
   /** Base directory for relative cwd and logFile paths (default: process.cwd()). */
@@ -88,14 +83,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
   readonly #table: ProcessTable;
   readonly #options: ManagerOptions;
   #closed = false;
-  #store: RecordStore | undefined;
-  #log: LifecycleLog | undefined;
-  #managerFiles: ManagerFiles | undefined;
-  #reaper: ReaperLink | undefined;
-  #self: ManagerIdentity | undefined;
-  readonly #recordWrites = new Map<string, Promise<void>>();
-  /** What recovery at create() cleaned up, when it ran. */
-  recovery: RecoveryReport | undefined;
+  #keeper!: Safekeeping;
 
   private constructor(options: ManagerOptions) {
     super();
@@ -118,36 +106,24 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
 
   async #init(): Promise<void> {
     const options = this.#options;
-    const self = selfIdentity(this.#table);
-    this.#self = self;
-    const stateDir = options.stateDir === false ? undefined : ensureStateDir(options.stateDir ?? resolveStateDir(options.env ?? process.env));
-    if (stateDir !== undefined) {
-      this.#store = new RecordStore(stateDir);
-      this.#log = new LifecycleLog(stateDir);
-      this.#log.maybeRotate();
-      this.#managerFiles = new ManagerFiles(stateDir);
-      if (options.recover !== false) this.recovery = await recoverOrphans({ store: this.#store, table: this.#table, log: this.#log });
-    }
-    const reaper = locateNativeHelper('tend-reaper').path;
-    if (options.reaper !== false && reaper !== undefined) {
-      this.#reaper = new ReaperLink({
-        binary: reaper,
-        logPath: this.#log?.path,
-        manager: self,
-        onRestart: (reason) => {
-          this.#log?.append({ event: 'reaper-restart', handle: null, pid: this.#reaper?.pid ?? null, reason });
-          this.emit('warning', { message: reason });
-        },
-      });
-      this.#reaper.start();
-      this.#log?.append({ event: 'reaper-start', handle: null, pid: this.#reaper.pid ?? null, reason: 'manager created' });
-    }
-    this.#managerFiles?.write({ ...self, startedAt: new Date().toISOString(), reaperPid: this.#reaper?.pid ?? null });
+    this.#keeper = await Safekeeping.open({
+      stateDir: options.stateDir,
+      env: options.env ?? process.env,
+      table: this.#table,
+      reaper: options.reaper !== false,
+      recover: options.recover !== false,
+      warn: (message, cause) => this.emit('warning', { message, cause }),
+    });
+  }
+
+  /** What recovery at create() cleaned up, when it ran. */
+  get recovery(): RecoveryReport | undefined {
+    return this.#keeper.recovery;
   }
 
   /** The reaper's pid, while one runs. */
   get reaperPid(): number | undefined {
-    return this.#reaper?.pid;
+    return this.#keeper.reaperPid;
   }
 
   /** What this machine offers (strategies and why not), as used by "auto". */
@@ -191,15 +167,9 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     this.#processes.set(id, managed);
     this.#handles.set(id, handle);
     try {
-      const record = this.#newRecord(managed);
-      // Before the child exists: the record (for a later recovery) and the
-      // reaper's registration (for this manager's death) are both in place
-      // before the command can run a single instruction.
-      this.#store?.writeSync(record);
-      await this.#reaper?.register(id, containment.strategy, record.cgroup);
-      this.#log?.append({ event: 'register', handle: id, pid: null, reason: `${containment.strategy}: ${spec.file}` });
+      const record = await this.#keeper.beforeSpawn(managed);
       await this.#spawn(managed, spec);
-      this.#recordLeader(managed, record);
+      this.#keeper.afterSpawn(managed, record);
     } catch (error) {
       const failure = error instanceof TendError ? error : new TendError('START_FAILED', { command: spec.command, reason: (error as Error).message }, { cause: error });
       managed.fail(failure);
@@ -207,57 +177,6 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     }
     this.emit('start', handle);
     return handle;
-  }
-
-  #newRecord(managed: ManagedProcess): ProcessRecord {
-    const self = this.#self as ManagerIdentity;
-    return {
-      schema: RECORD_SCHEMA,
-      handle: managed.id,
-      name: managed.spec.name ?? null,
-      strategy: managed.containment.strategy,
-      cgroup: managed.containment.cgroup ?? null,
-      pid: null,
-      startTime: null,
-      pgid: null,
-      bootId: self.bootId,
-      notBefore: self.startTime,
-      manager: self,
-      command: managed.spec.file,
-      args: managed.spec.args,
-      startedAt: managed.startedAt.toISOString(),
-    };
-  }
-
-  /** Completes the record with the leader's identity, off the hot path: recovery works without it. */
-  #recordLeader(managed: ManagedProcess, record: ProcessRecord): void {
-    const leader = managed.identity;
-    if (!leader) return;
-    // The child leads its own process group (detached), so its pgid is its pid.
-    this.#reaper?.identify(managed.id, leader.pid, leader.startTime, leader.pid);
-    const store = this.#store;
-    if (!store) return;
-    const write = store
-      .write({ ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime })
-      .catch((cause: unknown) => {
-        this.emit('warning', { message: `could not update the record of ${managed.id}: ${(cause as Error).message}`, cause });
-      });
-    this.#recordWrites.set(managed.id, write);
-  }
-
-  /** The tree is gone: forget it everywhere, after any record write still in flight (or it would resurrect the file). */
-  #forget(id: string, reason: string): void {
-    this.#reaper?.unregister(id);
-    this.#log?.append({ event: 'unregister', handle: id, pid: null, reason });
-    const pending = this.#recordWrites.get(id);
-    this.#recordWrites.delete(id);
-    if (!pending) {
-      this.#store?.remove(id);
-      return;
-    }
-    void pending.finally(() => {
-      this.#store?.remove(id);
-    });
   }
 
   async #spawn(managed: ManagedProcess, spec: NormalizedSpec): Promise<void> {
@@ -304,7 +223,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     const handle = this.#handles.get(managed.id);
     this.#processes.delete(managed.id);
     this.#handles.delete(managed.id);
-    this.#forget(managed.id, describeFinal(status));
+    this.#keeper.forget(managed.id, describeFinal(status));
     if (handle && status.state !== 'failed') this.emit('exit', handle, status);
   }
 
@@ -358,10 +277,8 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     this.#closed = true;
     try {
       await this.stopAll(options);
-      await Promise.allSettled(this.#recordWrites.values());
     } finally {
-      this.#reaper?.close();
-      this.#managerFiles?.remove(process.pid);
+      await this.#keeper.close();
       untrackManager(this);
     }
   }
@@ -374,10 +291,9 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     for (const p of live) {
       if (!p.containment.isEmpty()) continue;
       p.containment.release();
-      // The reaper still learns of this at end of input and finds nothing left.
-      this.#store?.remove(p.id);
+      this.#keeper.forgetSync(p.id);
     }
-    this.#managerFiles?.remove(process.pid);
+    this.#keeper.closeSync();
   }
 
   get closed(): boolean {

@@ -1,0 +1,160 @@
+import type { ProcessTable } from '../platform/proc-table.js';
+import { locateNativeHelper } from '../platform/native.js';
+import { ReaperLink } from '../reaper/reaper-link.js';
+import { LifecycleLog } from '../registry/lifecycle-log.js';
+import { ManagerFiles, selfIdentity } from '../registry/manager-file.js';
+import { RECORD_SCHEMA, RecordStore, type ManagerIdentity, type ProcessRecord } from '../registry/records.js';
+import { recoverOrphans, type RecoveryReport } from '../registry/recover.js';
+import { ensureStateDir, resolveStateDir } from '../registry/state-dir.js';
+import type { ManagedProcess } from './managed-process.js';
+
+export interface SafekeepingOptions {
+  /** A directory, or false for nothing on disk; undefined resolves it from `env`. */
+  readonly stateDir: string | false | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly table: ProcessTable;
+  readonly reaper: boolean;
+  readonly recover: boolean;
+  readonly warn: (message: string, cause?: unknown) => void;
+}
+
+/**
+ * What keeps a manager's trees from outliving it when it cannot stop them
+ * itself: the records a later tend recovers from, the reaper that kills every
+ * tree if this process dies, the manager file and the lifecycle log.
+ */
+export class Safekeeping {
+  readonly self: ManagerIdentity;
+  /** What recovery at open() cleaned up, when it ran. */
+  readonly recovery: RecoveryReport | undefined;
+  readonly #store: RecordStore | undefined;
+  readonly #log: LifecycleLog | undefined;
+  readonly #managerFiles: ManagerFiles | undefined;
+  readonly #reaper: ReaperLink | undefined;
+  readonly #pendingWrites = new Map<string, Promise<void>>();
+
+  private constructor(
+    self: ManagerIdentity,
+    parts: {
+      store: RecordStore | undefined;
+      log: LifecycleLog | undefined;
+      managerFiles: ManagerFiles | undefined;
+      reaper: ReaperLink | undefined;
+      recovery: RecoveryReport | undefined;
+    },
+  ) {
+    this.self = self;
+    this.#store = parts.store;
+    this.#log = parts.log;
+    this.#managerFiles = parts.managerFiles;
+    this.#reaper = parts.reaper;
+    this.recovery = parts.recovery;
+  }
+
+  /** Prepares the state directory, recovers dead managers' trees, starts the reaper. */
+  static async open(options: SafekeepingOptions): Promise<Safekeeping> {
+    const self = selfIdentity(options.table);
+    const dir = options.stateDir === false ? undefined : ensureStateDir(options.stateDir ?? resolveStateDir(options.env));
+    const store = dir === undefined ? undefined : new RecordStore(dir);
+    const log = dir === undefined ? undefined : new LifecycleLog(dir);
+    log?.maybeRotate();
+    const recovery = store && options.recover ? await recoverOrphans({ store, table: options.table, log }) : undefined;
+    const binary = locateNativeHelper('tend-reaper').path;
+    let reaper: ReaperLink | undefined;
+    if (options.reaper && binary !== undefined) {
+      reaper = new ReaperLink({
+        binary,
+        logPath: log?.path,
+        manager: self,
+        onRestart: (reason) => {
+          log?.append({ event: 'reaper-restart', handle: null, pid: reaper?.pid ?? null, reason });
+          options.warn(reason);
+        },
+      });
+      reaper.start();
+      log?.append({ event: 'reaper-start', handle: null, pid: reaper.pid ?? null, reason: 'manager created' });
+    }
+    const managerFiles = dir === undefined ? undefined : new ManagerFiles(dir);
+    managerFiles?.write({ ...self, startedAt: new Date().toISOString(), reaperPid: reaper?.pid ?? null });
+    return new Safekeeping(self, { store, log, managerFiles, reaper, recovery });
+  }
+
+  get reaperPid(): number | undefined {
+    return this.#reaper?.pid;
+  }
+
+  /**
+   * Before the child exists: the record (for a later recovery) and the
+   * reaper's registration (for this manager's death) are both in place before
+   * the command can run a single instruction.
+   */
+  async beforeSpawn(managed: ManagedProcess): Promise<ProcessRecord> {
+    const record: ProcessRecord = {
+      schema: RECORD_SCHEMA,
+      handle: managed.id,
+      name: managed.spec.name ?? null,
+      strategy: managed.containment.strategy,
+      cgroup: managed.containment.cgroup ?? null,
+      pid: null,
+      startTime: null,
+      pgid: null,
+      bootId: this.self.bootId,
+      notBefore: this.self.startTime,
+      manager: this.self,
+      command: managed.spec.file,
+      args: managed.spec.args,
+      startedAt: managed.startedAt.toISOString(),
+    };
+    this.#store?.writeSync(record);
+    await this.#reaper?.register(managed.id, record.strategy, record.cgroup);
+    this.#log?.append({ event: 'register', handle: managed.id, pid: null, reason: `${record.strategy}: ${record.command}` });
+    return record;
+  }
+
+  /** Completes the record with the leader's identity, off the hot path: recovery works without it. */
+  afterSpawn(managed: ManagedProcess, record: ProcessRecord): void {
+    const leader = managed.identity;
+    if (!leader) return;
+    // The child leads its own process group (it is spawned detached), so its pgid is its pid.
+    this.#reaper?.identify(managed.id, leader.pid, leader.startTime, leader.pid);
+    const store = this.#store;
+    if (!store) return;
+    const complete = { ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime };
+    const write = store.write(complete).catch((cause: unknown) => this.#warnLater(managed.id, cause));
+    this.#pendingWrites.set(managed.id, write);
+  }
+
+  #warnLater(id: string, cause: unknown): void {
+    this.#log?.append({ event: 'unregister', handle: id, pid: null, reason: `record update failed: ${(cause as Error).message}` });
+  }
+
+  /** The tree is gone: forget it everywhere, after any record write still in flight (or it would bring the file back). */
+  forget(id: string, reason: string): void {
+    this.#reaper?.unregister(id);
+    this.#log?.append({ event: 'unregister', handle: id, pid: null, reason });
+    const pending = this.#pendingWrites.get(id);
+    this.#pendingWrites.delete(id);
+    if (!pending) {
+      this.#store?.remove(id);
+      return;
+    }
+    void pending.finally(() => {
+      this.#store?.remove(id);
+    });
+  }
+
+  /** On the host's exit path: the reaper learns at end of input and finds nothing left. */
+  forgetSync(id: string): void {
+    this.#store?.remove(id);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.#pendingWrites.values());
+    this.#reaper?.close();
+    this.closeSync();
+  }
+
+  closeSync(): void {
+    this.#managerFiles?.remove(this.self.pid);
+  }
+}
