@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { pollUntil } from '../core/poll.js';
 import { isCgroupPopulated, killCgroup, maybeRemoveCgroup, readCgroupMembers } from '../platform/cgroup.js';
-import type { ProcessTable } from '../platform/proc-table.js';
+import { isDead } from '../platform/identity.js';
+import type { ProcEntry, ProcessTable } from '../platform/proc-table.js';
 import { sendSignal } from '../platform/signal.js';
-import { scanTree } from '../platform/tree-scan.js';
 import { LifecycleLog } from './lifecycle-log.js';
 import { isManagerAlive } from './manager-file.js';
 import { RecordStore, type CorruptRecord, type ProcessRecord } from './records.js';
@@ -50,21 +50,27 @@ export async function recoverOrphans(context: RecoveryContext): Promise<Recovery
   const dryRun = context.dryRun === true;
   const { records, corrupt } = store.list();
   for (const c of corrupt) log?.append({ event: 'corrupt-record', handle: null, pid: null, reason: `${c.file}: ${c.reason}; moved to ${c.movedTo}` });
-  const trees: RecoveredTree[] = [];
-  let live = 0;
   const bootId = table.bootId();
+  let live = 0;
+  const stale: ProcessRecord[] = [];
   for (const record of records) {
-    if (record.bootId === bootId && isManagerAlive(table, record.manager)) {
-      live++;
-      continue;
+    if (record.bootId === bootId && isManagerAlive(table, record.manager)) live++;
+    // The claim is a rename: when several tends recover at once, each record is handled by one.
+    else if (dryRun || store.claim(record.handle)) stale.push(record);
+  }
+  const trees = await cleanTrees(
+    stale.filter((r) => r.bootId === bootId),
+    table,
+    dryRun,
+    context.timeoutMs ?? 2000,
+  );
+  for (const record of stale.filter((r) => r.bootId !== bootId)) trees.push(fromEarlierBoot(record));
+  if (!dryRun) {
+    for (const tree of trees) {
+      for (const pid of tree.pids) log?.append({ event: 'orphan-cleanup', handle: tree.handle, pid, reason: tree.reason });
+      if (tree.pids.length === 0) log?.append({ event: 'orphan-cleanup', handle: tree.handle, pid: null, reason: tree.reason });
+      store.release(tree.handle);
     }
-    if (!dryRun && !store.claim(record.handle)) continue; // another tend is recovering it
-    const tree = record.bootId === bootId ? await cleanTree(record, table, dryRun, context.timeoutMs ?? 2000) : fromEarlierBoot(record);
-    trees.push(tree);
-    if (dryRun) continue;
-    for (const pid of tree.pids) log?.append({ event: 'orphan-cleanup', handle: record.handle, pid, reason: tree.reason });
-    if (tree.pids.length === 0) log?.append({ event: 'orphan-cleanup', handle: record.handle, pid: null, reason: tree.reason });
-    store.release(record.handle);
   }
   return { dryRun, trees, corrupt, live };
 }
@@ -82,44 +88,88 @@ function fromEarlierBoot(record: ProcessRecord): RecoveredTree {
   };
 }
 
-async function cleanTree(record: ProcessRecord, table: ProcessTable, dryRun: boolean, timeoutMs: number): Promise<RecoveredTree> {
-  const cgroup = record.cgroup !== null && existsSync(record.cgroup) ? record.cgroup : null;
-  const scan = { handle: record.handle, notBefore: record.startTime ?? record.notBefore, pgid: record.pgid ?? undefined };
-  const members = (): number[] => {
-    const pids = new Set(scanTree(table, scan).map((e) => e.pid));
-    if (cgroup) for (const pid of readCgroupMembers(cgroup)) pids.add(pid);
+interface Orphan {
+  readonly record: ProcessRecord;
+  readonly cgroup: string | null;
+  /** No member started before this. */
+  readonly notBefore: number;
+}
+
+/**
+ * Members of every orphan at once, from one pass over the process table:
+ * the cost of recovery grows with the process table, not with it times the
+ * number of records.
+ */
+function findMembers(orphans: readonly Orphan[], table: ProcessTable): Map<string, ProcEntry[]> {
+  const members = new Map<string, ProcEntry[]>(orphans.map((o) => [o.record.handle, []]));
+  if (orphans.length === 0) return members;
+  const byHandle = new Map(orphans.map((o) => [o.record.handle, o]));
+  const byPgid = new Map(orphans.filter((o) => o.record.pgid !== null).map((o) => [o.record.pgid as number, o]));
+  const earliest = Math.min(...orphans.map((o) => o.notBefore));
+  for (const e of table.list()) {
+    if (isDead(e) || e.startTime < earliest) continue;
+    // A descendant cannot predate its tree: the start time also rules out a stranger that forged the marker.
+    const owner = byHandle.get(table.marker(e.pid) ?? '') ?? byPgid.get(e.pgid);
+    if (owner && e.startTime >= owner.notBefore) members.get(owner.record.handle)?.push(e);
+  }
+  return members;
+}
+
+async function cleanTrees(records: readonly ProcessRecord[], table: ProcessTable, dryRun: boolean, timeoutMs: number): Promise<RecoveredTree[]> {
+  const orphans: Orphan[] = records.map((record) => ({
+    record,
+    cgroup: record.cgroup !== null && existsSync(record.cgroup) ? record.cgroup : null,
+    notBefore: record.startTime ?? record.notBefore,
+  }));
+  const pidsOf = (members: Map<string, ProcEntry[]>, o: Orphan): number[] => {
+    const pids = new Set((members.get(o.record.handle) ?? []).map((e) => e.pid));
+    if (o.cgroup) for (const pid of readCgroupMembers(o.cgroup)) pids.add(pid);
     return [...pids].sort((a, b) => a - b);
   };
-  const found = members();
-  const base = { handle: record.handle, name: record.name, strategy: record.strategy, managerPid: record.manager.pid, cgroup: record.cgroup };
-  const reason = `manager ${record.manager.pid} is gone`;
-  if (dryRun) return { ...base, pids: found, cgroupRemoved: false, reason };
-  const killAll = (): void => {
-    if (cgroup) killCgroup(cgroup);
-    const bootId = table.bootId();
-    for (const e of scanTree(table, scan)) {
-      const identity = { pid: e.pid, startTime: e.startTime, bootId };
-      // The group first, vouched for by this member, so forks racing the scan are caught too.
-      if (record.pgid !== null && e.pgid === record.pgid) sendSignal(table, { kind: 'group', pgid: record.pgid, member: identity }, 'SIGKILL');
-      sendSignal(table, { kind: 'process', identity }, 'SIGKILL');
+  const found = findMembers(orphans, table);
+  const foundPids = new Map(orphans.map((o) => [o.record.handle, pidsOf(found, o)]));
+  if (!dryRun) await killUntilGone(orphans, table, found, timeoutMs);
+  const left = dryRun ? undefined : findMembers(orphans, table);
+  return orphans.map((o) => {
+    const { record } = o;
+    const leftPids = left ? pidsOf(left, o) : [];
+    const reason = `manager ${record.manager.pid} is gone`;
+    return {
+      handle: record.handle,
+      name: record.name,
+      strategy: record.strategy,
+      managerPid: record.manager.pid,
+      cgroup: record.cgroup,
+      pids: foundPids.get(record.handle) ?? [],
+      cgroupRemoved: !dryRun && o.cgroup !== null && leftPids.length === 0 && maybeRemoveCgroup(o.cgroup),
+      reason: leftPids.length === 0 ? reason : `${reason}; still alive after SIGKILL: ${leftPids.join(', ')}`,
+    };
+  });
+}
+
+/** SIGKILL every member of every orphan (cgroup, group, each process; identity-checked), again until a pass finds nobody. */
+async function killUntilGone(orphans: readonly Orphan[], table: ProcessTable, first: Map<string, ProcEntry[]>, timeoutMs: number): Promise<void> {
+  const bootId = table.bootId();
+  const killAll = (members: Map<string, ProcEntry[]>): boolean => {
+    let any = false;
+    for (const o of orphans) {
+      if (o.cgroup && isCgroupPopulated(o.cgroup)) any = killCgroup(o.cgroup) || any;
+      for (const e of members.get(o.record.handle) ?? []) {
+        const identity = { pid: e.pid, startTime: e.startTime, bootId };
+        const pgid = o.record.pgid;
+        // The group first, vouched for by this member, so forks racing the scan are caught too.
+        if (pgid !== null && e.pgid === pgid) sendSignal(table, { kind: 'group', pgid, member: identity }, 'SIGKILL');
+        any = sendSignal(table, { kind: 'process', identity }, 'SIGKILL') || any;
+      }
     }
+    return any;
   };
-  killAll();
+  if (!killAll(first)) return;
   try {
-    await pollUntil(
-      () => {
-        if (members().length === 0 && !(cgroup && isCgroupPopulated(cgroup))) return true;
-        killAll();
-        return false;
-      },
-      AbortSignal.timeout(timeoutMs),
-    );
+    await pollUntil(() => !killAll(findMembers(orphans, table)), AbortSignal.timeout(timeoutMs));
   } catch {
-    // Reported below: whatever is still alive stays in the report.
+    // Whatever is still alive is reported by the caller.
   }
-  const left = members();
-  const cgroupRemoved = cgroup !== null && left.length === 0 && maybeRemoveCgroup(cgroup);
-  return { ...base, pids: found, cgroupRemoved, reason: left.length === 0 ? reason : `${reason}; still alive after SIGKILL: ${left.join(', ')}` };
 }
 
 /** Recovery without a manager, as `tend recover` runs it: the state directory from the environment unless given. */
