@@ -4,7 +4,7 @@
  * what the numbers depend on. Each benchmark prints Markdown tables with
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall ...])
+ *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall|manager-kill|reaper-cost|recovery ...])
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
@@ -17,6 +17,9 @@ const benches = [
   { name: 'start-overhead', what: 'start + exit of /bin/true, raw spawn vs tend per strategy' },
   { name: 'stop-tree', what: 'stop a 100-process tree, tend vs raw cgroup.kill and kill(-pgid)' },
   { name: 'exec-wall', what: 'CLI wall time vs node -e 0' },
+  { name: 'manager-kill', what: 'manager SIGKILL → every member gone, per strategy, with and without the reaper' },
+  { name: 'reaper-cost', what: 'tend-reaper memory (0/100/1000 registrations), start time, and its cost to ProcessManager.create()' },
+  { name: 'recovery', what: 'recovery of 100 stale records: ProcessManager.create() and tend recover --json vs an empty state dir' },
 ] as const;
 
 function machineInfo(): string {
