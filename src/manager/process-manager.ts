@@ -278,7 +278,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     try {
       await this.stopAll(options);
     } finally {
-      await this.#keeper.close();
+      this.#keeper.close();
       untrackManager(this);
     }
   }

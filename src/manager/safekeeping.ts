@@ -31,7 +31,6 @@ export class Safekeeping {
   readonly #log: LifecycleLog | undefined;
   readonly #managerFiles: ManagerFiles | undefined;
   readonly #reaper: ReaperLink | undefined;
-  readonly #pendingWrites = new Map<string, Promise<void>>();
 
   private constructor(
     self: ManagerIdentity,
@@ -105,42 +104,26 @@ export class Safekeeping {
       args: managed.spec.args,
       startedAt: managed.startedAt.toISOString(),
     };
-    this.#store?.writeSync(record);
+    this.#store?.write(record);
     await this.#reaper?.register(managed.id, record.strategy, record.cgroup);
     this.#log?.append({ event: 'register', handle: managed.id, pid: null, reason: `${record.strategy}: ${record.command}` });
     return record;
   }
 
-  /** Completes the record with the leader's identity, off the hot path: recovery works without it. */
+  /** Completes the record with the leader's identity (recovery works without it, but narrows its scan with it). */
   afterSpawn(managed: ManagedProcess, record: ProcessRecord): void {
     const leader = managed.identity;
     if (!leader) return;
     // The child leads its own process group (it is spawned detached), so its pgid is its pid.
     this.#reaper?.identify(managed.id, leader.pid, leader.startTime, leader.pid);
-    const store = this.#store;
-    if (!store) return;
-    const complete = { ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime };
-    const write = store.write(complete).catch((cause: unknown) => this.#warnLater(managed.id, cause));
-    this.#pendingWrites.set(managed.id, write);
+    this.#store?.write({ ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime });
   }
 
-  #warnLater(id: string, cause: unknown): void {
-    this.#log?.append({ event: 'unregister', handle: id, pid: null, reason: `record update failed: ${(cause as Error).message}` });
-  }
-
-  /** The tree is gone: forget it everywhere, after any record write still in flight (or it would bring the file back). */
+  /** The tree is gone: forget it everywhere. */
   forget(id: string, reason: string): void {
     this.#reaper?.unregister(id);
     this.#log?.append({ event: 'unregister', handle: id, pid: null, reason });
-    const pending = this.#pendingWrites.get(id);
-    this.#pendingWrites.delete(id);
-    if (!pending) {
-      this.#store?.remove(id);
-      return;
-    }
-    void pending.finally(() => {
-      this.#store?.remove(id);
-    });
+    this.#store?.remove(id);
   }
 
   /** On the host's exit path: the reaper learns at end of input and finds nothing left. */
@@ -148,8 +131,7 @@ export class Safekeeping {
     this.#store?.remove(id);
   }
 
-  async close(): Promise<void> {
-    await Promise.allSettled(this.#pendingWrites.values());
+  close(): void {
     this.#reaper?.close();
     this.closeSync();
   }

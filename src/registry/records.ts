@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
 import type { StrategyName } from '../core/types.js';
 import { strategyNames } from '../core/types.js';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
+import { writeFileAtomicSync } from './atomic-file.js';
 
 export const RECORD_SCHEMA = 1;
 
@@ -80,14 +80,9 @@ export class RecordStore {
     return join(this.dir, `${handle}.json`);
   }
 
-  /** Durable before it returns: called before the child is spawned. */
-  writeSync(record: ProcessRecord): void {
+  /** In place before it returns, for every other process: called before the child is spawned. */
+  write(record: ProcessRecord): void {
     writeFileAtomicSync(this.#path(record.handle), `${JSON.stringify(record)}\n`);
-  }
-
-  /** For updates nothing waits on (the leader's identity): recovery works without them. */
-  write(record: ProcessRecord): Promise<void> {
-    return writeFileAtomic(this.#path(record.handle), `${JSON.stringify(record)}\n`);
   }
 
   remove(handle: string): boolean {
