@@ -128,6 +128,7 @@ export class Safekeeping {
 
   /** On the host's exit path: the reaper learns at end of input and finds nothing left. */
   forgetSync(id: string): void {
+    this.#log?.append({ event: 'unregister', handle: id, pid: null, reason: 'stopped as the host exited' });
     this.#store?.remove(id);
   }
 

@@ -179,6 +179,7 @@ export type CgroupProbe = { ok: true; cgroupKill: boolean } | { ok: false; reaso
 export function probeCgroupParent(parent: string, ancestor: string): CgroupProbe {
   try {
     mkdirSync(parent, { recursive: true });
+    removeStaleProbes(parent);
     const probe = join(parent, `probe-${process.pid}-${Date.now()}`);
     mkdirSync(probe);
     try {
@@ -193,5 +194,18 @@ export function probeCgroupParent(parent: string, ancestor: string): CgroupProbe
     const errno = errnoOf(error);
     const why = errno === 'EACCES' || errno === 'EPERM' ? 'permission denied (cgroup v2 needs root or a delegated subtree)' : (error as Error).message;
     return { ok: false, reason: `cannot create cgroups under ${parent} and move processes into them: ${why}` };
+  }
+}
+
+/** A process killed mid-probe leaves its empty probe cgroup behind: remove those of dead processes. */
+function removeStaleProbes(parent: string): void {
+  for (const name of readdirSync(parent)) {
+    const pid = Number(/^probe-(\d+)-\d+$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (error) {
+      if (errnoOf(error) === 'ESRCH') maybeRemoveCgroup(join(parent, name));
+    }
   }
 }

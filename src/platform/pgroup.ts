@@ -38,7 +38,7 @@ class ProcessGroupContainment implements Containment {
   #scan(): ProcEntry[] {
     const leader = this.#leader;
     if (!leader) return [];
-    return scanTree(this.context.table, { handle: this.context.handle, notBefore: leader.startTime, pgid: leader.pid });
+    return scanTree(this.context.table, { handle: this.context.handle, notBefore: leader.startTime, pgid: leader.pid, leaderStartTime: leader.startTime });
   }
 
   members(): number[] {

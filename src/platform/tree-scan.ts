@@ -6,19 +6,37 @@ export interface TreeScan {
   readonly handle: string;
   /** No member started before this (clock ticks after boot). */
   readonly notBefore: number;
-  /** The tree's process group, when it has one of its own. */
+  /** The tree's process group (the leader's pid), when it has one of its own. */
   readonly pgid?: number | undefined;
+  /** The leader's start time: a live leader proves its group is still ours. */
+  readonly leaderStartTime?: number | undefined;
 }
 
 /**
- * Live members of a tree found in the process table: everything in its
- * process group, and everything carrying its marker (which survives setsid
- * and double forks). A descendant cannot have started before the tree did,
- * so the start time rules out almost every process before the costlier
- * environment read, and rules out a stranger that forged the marker earlier.
+ * Live members of a tree found in the process table: everything carrying its
+ * marker (which survives setsid and double forks), and everything in its
+ * process group, if the group is still provably the tree's. A group number is
+ * the leader's pid, which can be reused once the group has emptied: then a
+ * stranger's new group has the same number. So a group counts only while a
+ * member proves it: the leader itself (pid and start time) or a marker holder.
+ *
+ * A descendant cannot have started before the tree did, so the start time
+ * rules out almost every process before the costlier environment read, and
+ * rules out a stranger that forged the marker earlier.
  */
 export function scanTree(table: ProcessTable, scan: TreeScan): ProcEntry[] {
-  return table
-    .list()
-    .filter((e) => !isDead(e) && e.startTime >= scan.notBefore && (e.pgid === scan.pgid || table.marker(e.pid) === scan.handle));
+  const members: ProcEntry[] = [];
+  const group: ProcEntry[] = [];
+  let groupProven = false;
+  for (const e of table.list()) {
+    if (isDead(e) || e.startTime < scan.notBefore) continue;
+    const marked = table.marker(e.pid) === scan.handle;
+    if (e.pgid === scan.pgid) {
+      group.push(e);
+      if (marked || (e.pid === scan.pgid && e.startTime === scan.leaderStartTime)) groupProven = true;
+    } else if (marked) {
+      members.push(e);
+    }
+  }
+  return groupProven ? members.concat(group) : members.concat(group.filter((e) => table.marker(e.pid) === scan.handle));
 }

@@ -128,7 +128,9 @@ export class RecordStore {
       if (errnoOf(error) === 'ENOENT') return { records, corrupt };
       throw error;
     }
-    for (const name of names) {
+    for (const name of names.filter((n) => !n.endsWith('.json'))) this.#maybeTidy(name);
+    // Listed again: a claim put back is a record to process now.
+    for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json')) continue;
       const file = join(this.dir, name);
       let reason: string | undefined;
@@ -149,6 +151,24 @@ export class RecordStore {
     return { records, corrupt };
   }
 
+  /**
+   * Leftovers of a process that died mid-operation: a temp file its write
+   * never renamed (garbage), or a record its recovery claimed and never
+   * finished (put back, so this recovery handles it).
+   */
+  #maybeTidy(name: string): void {
+    const temp = /^(.+)\.json\.(\d+)\.\d+\.tmp$/.exec(name);
+    const claimed = /^(.+\.json)\.claimed-(\d+)$/.exec(name);
+    const owner = Number((temp ?? claimed)?.[2]);
+    if (!owner || owner === process.pid || isAlive(owner)) return;
+    try {
+      if (temp) unlinkSync(join(this.dir, name));
+      else if (claimed?.[1]) renameSync(join(this.dir, name), join(this.dir, claimed[1]));
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+    }
+  }
+
   #moveAside(file: string, name: string): string {
     const aside = join(this.dir, 'corrupt');
     mkdirSync(aside, { recursive: true, mode: 0o700 });
@@ -159,5 +179,15 @@ export class RecordStore {
       if (errnoOf(error) !== 'ENOENT') throw error;
     }
     return target;
+  }
+}
+
+/** Whether any process has this pid (a reused pid keeps a leftover a little longer: harmless). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoOf(error) === 'EPERM';
   }
 }

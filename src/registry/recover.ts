@@ -98,19 +98,33 @@ interface Orphan {
 /**
  * Members of every orphan at once, from one pass over the process table:
  * the cost of recovery grows with the process table, not with it times the
- * number of records.
+ * number of records. Marker holders are members; members of the recorded
+ * process group only if the group is proven the tree's (see scanTree): a
+ * dead leader's pid and group number may belong to a stranger by now.
  */
 function findMembers(orphans: readonly Orphan[], table: ProcessTable): Map<string, ProcEntry[]> {
   const members = new Map<string, ProcEntry[]>(orphans.map((o) => [o.record.handle, []]));
   if (orphans.length === 0) return members;
   const byHandle = new Map(orphans.map((o) => [o.record.handle, o]));
   const byPgid = new Map(orphans.filter((o) => o.record.pgid !== null).map((o) => [o.record.pgid as number, o]));
+  const group = new Map<string, ProcEntry[]>();
+  const proven = new Set<string>();
   const earliest = Math.min(...orphans.map((o) => o.notBefore));
   for (const e of table.list()) {
     if (isDead(e) || e.startTime < earliest) continue;
+    const marked = byHandle.get(table.marker(e.pid) ?? '');
     // A descendant cannot predate its tree: the start time also rules out a stranger that forged the marker.
-    const owner = byHandle.get(table.marker(e.pid) ?? '') ?? byPgid.get(e.pgid);
-    if (owner && e.startTime >= owner.notBefore) members.get(owner.record.handle)?.push(e);
+    if (marked && e.startTime >= marked.notBefore) members.get(marked.record.handle)?.push(e);
+    const grouped = byPgid.get(e.pgid);
+    if (!grouped || grouped === marked || e.startTime < grouped.notBefore) continue;
+    const { handle, pid, startTime } = grouped.record;
+    if (e.pid === pid && e.startTime === startTime) proven.add(handle);
+    let list = group.get(handle);
+    if (!list) group.set(handle, (list = []));
+    list.push(e);
+  }
+  for (const [handle, list] of group) {
+    if (proven.has(handle) || (members.get(handle)?.some((m) => m.pgid === byHandle.get(handle)?.record.pgid) ?? false)) members.get(handle)?.push(...list);
   }
   return members;
 }

@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { TendError } from '../core/errors.js';
+import { TendError, errnoOf } from '../core/errors.js';
 
 /** $TEND_HOME, else $XDG_STATE_HOME/tend, else ~/.local/state/tend. */
 export function resolveStateDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
@@ -15,7 +15,12 @@ export function resolveStateDir(env: Readonly<Record<string, string | undefined>
  * user could tamper with: records in it decide which processes tend kills.
  */
 export function ensureStateDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const reason = errnoOf(error) === 'EEXIST' || errnoOf(error) === 'ENOTDIR' ? 'it (or a parent) is not a directory' : (error as Error).message;
+    throw new TendError('STATE_DIR_UNSAFE', { dir, reason, fix: 'Remove it or point TEND_HOME at a directory.' }, { cause: error });
+  }
   const stat = lstatSync(dir);
   if (!stat.isDirectory()) throw new TendError('STATE_DIR_UNSAFE', { dir, reason: 'it is not a directory', fix: `Remove it or point TEND_HOME elsewhere.` });
   const uid = process.geteuid?.();
