@@ -8,6 +8,9 @@ import { recoverOrphans, type RecoveryReport } from '../registry/recover.js';
 import { ensureStateDir, resolveStateDir } from '../registry/state-dir.js';
 import type { ManagedProcess } from './managed-process.js';
 
+/** How long a tree runs before its record is completed with the leader's identity. */
+const RECORD_COMPLETION_DELAY_MS = 25;
+
 export interface SafekeepingOptions {
   /** A directory, or false for nothing on disk; undefined resolves it from `env`. */
   readonly stateDir: string | false | undefined;
@@ -31,6 +34,7 @@ export class Safekeeping {
   readonly #log: LifecycleLog | undefined;
   readonly #managerFiles: ManagerFiles | undefined;
   readonly #reaper: ReaperLink | undefined;
+  readonly #completions = new Map<string, NodeJS.Timeout>();
 
   private constructor(
     self: ManagerIdentity,
@@ -110,17 +114,37 @@ export class Safekeeping {
     return record;
   }
 
-  /** Completes the record with the leader's identity (recovery works without it, but narrows its scan with it). */
+  /**
+   * Tells the reaper the leader's identity at once, and completes the record
+   * with it once the tree has lived a moment. Recovery works from the record
+   * written before spawn (cgroup, marker, the manager's start time as a lower
+   * bound), so short-lived trees, most of them, skip the rewrite: a rename
+   * over an existing file is the dearest step of a start's bookkeeping.
+   */
   afterSpawn(managed: ManagedProcess, record: ProcessRecord): void {
     const leader = managed.identity;
     if (!leader) return;
     // The child leads its own process group (it is spawned detached), so its pgid is its pid.
     this.#reaper?.identify(managed.id, leader.pid, leader.startTime, leader.pid);
-    this.#store?.write({ ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime });
+    const store = this.#store;
+    if (!store) return;
+    const complete = { ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime };
+    const timer = setTimeout(() => {
+      this.#completions.delete(managed.id);
+      store.write(complete);
+    }, RECORD_COMPLETION_DELAY_MS);
+    timer.unref();
+    this.#completions.set(managed.id, timer);
+  }
+
+  #cancelCompletion(id: string): void {
+    clearTimeout(this.#completions.get(id));
+    this.#completions.delete(id);
   }
 
   /** The tree is gone: forget it everywhere. */
   forget(id: string, reason: string): void {
+    this.#cancelCompletion(id);
     this.#reaper?.unregister(id);
     this.#log?.append({ event: 'unregister', handle: id, pid: null, reason });
     this.#store?.remove(id);
@@ -128,11 +152,13 @@ export class Safekeeping {
 
   /** On the host's exit path: the reaper learns at end of input and finds nothing left. */
   forgetSync(id: string): void {
+    this.#cancelCompletion(id);
     this.#log?.append({ event: 'unregister', handle: id, pid: null, reason: 'stopped as the host exited' });
     this.#store?.remove(id);
   }
 
   close(): void {
+    for (const id of [...this.#completions.keys()]) this.#cancelCompletion(id);
     this.#reaper?.close();
     this.closeSync();
   }
