@@ -46,7 +46,8 @@ class ProcessGroupContainment implements Containment {
   }
 
   signal(signal: SignalName): boolean {
-    const members = this.#scan();
+    // An exiting member is dying already, and may not be provably ours (see scanTree): it neither vouches nor is signalled.
+    const members = this.#scan().filter((e) => e.exiting !== true);
     if (members.length === 0) return false;
     const { table } = this.context;
     const bootId = table.bootId();

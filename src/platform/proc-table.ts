@@ -12,6 +12,8 @@ export interface ProcEntry {
   /** Clock ticks after boot at which the process started (field 22): with the boot id, its identity. */
   readonly startTime: number;
   readonly comm: string;
+  /** Its main thread has exited but others are still exiting (and may hold its files); its environment is unreadable by now. */
+  readonly exiting?: boolean;
 }
 
 /**
@@ -104,7 +106,7 @@ export class ProcfsTable implements ProcessTable {
     // process is gone only when every thread is: report a live thread's state.
     if (entry?.state === 'Z') {
       const live = this.#liveThreadState(pid);
-      if (live !== undefined) return { ...entry, state: live };
+      if (live !== undefined) return { ...entry, state: live, exiting: true };
     }
     return entry;
   }

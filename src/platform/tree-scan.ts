@@ -38,5 +38,9 @@ export function scanTree(table: ProcessTable, scan: TreeScan): ProcEntry[] {
       members.push(e);
     }
   }
-  return groupProven ? members.concat(group) : members.concat(group.filter((e) => table.marker(e.pid) === scan.handle));
+  if (groupProven) return members.concat(group);
+  // An exiting process can no longer show its marker. Waiting for one that is
+  // not provably ours is harmless (it is dying anyway), so it counts for "all
+  // gone"; callers never signal an exiting member.
+  return members.concat(group.filter((e) => e.exiting === true || table.marker(e.pid) === scan.handle));
 }
