@@ -25,3 +25,11 @@ export async function pollUntil(
     interval = Math.min(interval * 2, max);
   }
 }
+
+/** Resolves (never rejects) once `abort` fires: for racing a wait against a deadline. */
+export function whenAborted(abort: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (abort.aborted) resolve();
+    else abort.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

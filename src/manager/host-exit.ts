@@ -1,7 +1,7 @@
 /** What the host's end needs of a manager. */
 export interface ExitParticipant {
-  /** Stops every tree without awaiting anything (the exit path). */
-  stopAllSync(): void;
+  /** Stops every tree without awaiting anything (the exit path); `force` skips the grace period. */
+  stopAllSync(force?: boolean): void;
   shutdown(): Promise<void>;
 }
 
@@ -42,6 +42,11 @@ function onExit(): void {
   for (const manager of managers) manager.stopAllSync();
 }
 
+/** A second signal while stopping: no more grace for anyone. */
+function onExitForced(): void {
+  for (const manager of managers) manager.stopAllSync(true);
+}
+
 const listeners = new Map<HandledSignal, () => void>(handledSignals.map((s) => [s, () => onSignal(s)]));
 
 function removeSignalListeners(): void {
@@ -52,6 +57,7 @@ function onSignal(signal: HandledSignal): void {
   const own = listeners.get(signal);
   if (process.listeners(signal).some((l) => l !== own)) return;
   if (stopping) {
+    onExitForced();
     reraise(signal);
     return;
   }

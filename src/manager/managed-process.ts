@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { TendError } from '../core/errors.js';
 import { signalName, type SignalName } from '../core/signals.js';
 import type { FinalStatus, NormalizedSpec, ProcessStatus, StopResult, StrategyName } from '../core/types.js';
@@ -17,6 +18,7 @@ interface LeaderExit {
 export interface LifecycleListener {
   detached(process: ManagedProcess): void;
   finished(process: ManagedProcess, status: FinalStatus): void;
+  warning(process: ManagedProcess, message: string, cause: unknown): void;
 }
 
 /**
@@ -34,8 +36,10 @@ export class ManagedProcess {
   #leader: LeaderExit | undefined;
   #final: FinalStatus | undefined;
   #stopping: Promise<StopResult> | undefined;
-  #forced = false;
   readonly #finished: Promise<FinalStatus>;
+  /** Settles once the child is spawned (attach) or will never be (fail). */
+  readonly #spawnSettled: Promise<void>;
+  #settleSpawn!: () => void;
   #resolveFinished!: (status: FinalStatus) => void;
   readonly #watch = new AbortController();
 
@@ -50,6 +54,7 @@ export class ManagedProcess {
     this.spec = spec;
     this.containment = containment;
     this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    this.#spawnSettled = new Promise((resolve) => (this.#settleSpawn = resolve));
   }
 
   get strategy(): StrategyName {
@@ -86,6 +91,7 @@ export class ManagedProcess {
     this.#child = child;
     this.#identity = identity;
     this.containment.attach({ identity, exited });
+    this.#settleSpawn();
     if (statusFd) this.#readStatusFd(child);
     void exited.then(({ code, signal }) => this.#onDirectChildExit(code, signal));
   }
@@ -129,13 +135,18 @@ export class ManagedProcess {
   }
 
   async #awaitEmpty(): Promise<void> {
-    if (this.#final) return;
-    try {
-      await this.containment.waitEmpty(this.#watch.signal);
-    } catch {
-      return; // shutdown aborted the watch; stop() finishes the job
+    for (let retry = 1; !this.#final; retry = Math.min(retry * 2, 1000)) {
+      try {
+        await this.containment.waitEmpty(this.#watch.signal);
+        this.#finish();
+        return;
+      } catch (error) {
+        if (this.#watch.signal.aborted) return; // settled meanwhile
+        // Reading the process table or cgroupfs failed (e.g. out of file descriptors): try again, never give up on a tree.
+        this.listener.warning(this, `waiting for tree ${this.id} to empty failed, retrying: ${(error as Error).message}`, error);
+        await delay(retry);
+      }
     }
-    this.#finish();
   }
 
   #finish(): void {
@@ -151,6 +162,7 @@ export class ManagedProcess {
 
   /** Marks a start that never produced a running tree. */
   fail(error: TendError): void {
+    this.#settleSpawn();
     this.#settle({ state: 'failed', error });
   }
 
@@ -193,20 +205,35 @@ export class ManagedProcess {
     return this.containment.signal(signal);
   }
 
-  /** Stops the whole tree; concurrent and repeated calls share one stop. */
+  /**
+   * Stops the whole tree; concurrent and repeated calls share one stop. A
+   * SIGKILL stop that arrives while a graceful one waits out its grace period
+   * kills at once (the second Ctrl-C).
+   */
   stop(plan: Omit<StopPlan, 'handle'>): Promise<StopResult> {
     // Once final, every later stop finds nothing to do; callers that came while a stop ran share its result.
     if (this.#final) return Promise.resolve({ alreadyGone: true, forced: false, status: this.#final });
-    this.#stopping ??= this.#stop({ ...plan, handle: this.id });
-    return this.#stopping;
+    if (this.#stopping) {
+      if (plan.signal === 'SIGKILL' && this.#identity) this.containment.signal('SIGKILL');
+      return this.#stopping;
+    }
+    const stopping = this.#stop({ ...plan, handle: this.id });
+    this.#stopping = stopping;
+    // A failed stop is not cached: the next call tries again.
+    stopping.catch(() => {
+      if (this.#stopping === stopping) this.#stopping = undefined;
+    });
+    return stopping;
   }
 
   async #stop(plan: StopPlan): Promise<StopResult> {
+    // A stop during start() waits for the spawn: stopping a tree that does
+    // not exist yet would let it start unowned a moment later.
+    await this.#spawnSettled;
+    if (this.#final) return { alreadyGone: true, forced: false, status: this.#final };
     const outcome = await stopTree(this.containment, plan);
-    this.#forced = outcome.forced;
-    if (!this.#identity) this.#finish();
     const status = await this.#finished;
-    return { alreadyGone: outcome.alreadyGone, forced: this.#forced, status };
+    return { alreadyGone: outcome.alreadyGone, forced: outcome.forced, status };
   }
 
   get isFinal(): boolean {

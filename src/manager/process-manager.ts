@@ -1,6 +1,6 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { TendError, errnoOf } from '../core/errors.js';
 import { parseSignal, type SignalName } from '../core/signals.js';
 import {
@@ -156,18 +156,22 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     const spec = normalizeSpec(enhanced, context);
     if (this.#closed) throw new TendError('MANAGER_CLOSED');
     const strategy = selectStrategy(spec.strategy, this.#options);
-    const id = newHandleId();
+    let id = newHandleId();
+    while (this.#processes.has(id)) id = newHandleId();
     const pdeath = spec.parentDeathSignal && detectParentDeathSignal(this.#options.portable === true).available;
     const containment = strategy.contain({ handle: id, table: this.#table, parentDeathSignal: pdeath, portable: this.#options.portable === true });
     const managed = new ManagedProcess(id, spec, containment, this.#table, {
       detached: (p) => this.emit('detached', this.#handleOf(p)),
       finished: (p, status) => this.#onFinished(p, status),
+      warning: (_p, message, cause) => this.emit('warning', { message, cause }),
     });
     const handle = new ProcessHandle(this, managed);
     this.#processes.set(id, managed);
     this.#handles.set(id, handle);
     try {
       const record = await this.#keeper.beforeSpawn(managed);
+      // shutdown() may have begun while the registration was written: start nothing more.
+      if (this.#closed) throw new TendError('MANAGER_CLOSED');
       await this.#spawn(managed, spec);
       this.#keeper.afterSpawn(managed, record);
     } catch (error) {
@@ -199,12 +203,12 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     } finally {
       if (logFd !== undefined) closeSync(logFd);
     }
-    const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
     if (child.pid === undefined) {
       const [error] = (await once(child, 'error').catch((e: unknown) => [e])) as [Error];
       managed.containment.release();
-      throw new TendError('START_FAILED', { command: spec.command, reason: `${errnoOf(error) ?? ''} ${error.message}`.trim() }, { cause: error });
+      throw new TendError('START_FAILED', { command: spec.command, reason: describeSpawnError(error, spec) }, { cause: error });
     }
+    const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
     child.on('error', (error) => this.emit('warning', { message: `child ${managed.id}: ${error.message}`, cause: error }));
     // The child is ours and not yet reaped, so its pid cannot have been reused:
     // the start time read now is its own, even if it has already exited (a zombie).
@@ -267,13 +271,18 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     return managed.stop({ signal, timeoutMs });
   }
 
-  /** Stops every tree at once. */
+  /** Stops every tree at once; one that cannot be stopped does not stop the others. */
   async stopAll(options: StopOptions = {}): Promise<StopResult[]> {
-    return Promise.all([...this.#processes.values()].map((p) => this.stop(p.id, options)));
+    checkStopOptions(options);
+    const settled = await Promise.allSettled([...this.#processes.values()].map((p) => this.stop(p.id, options)));
+    const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (failures.length > 0) throw failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} trees could not be stopped`);
+    return settled.map((r) => (r as PromiseFulfilledResult<StopResult>).value);
   }
 
   /** Stops everything and refuses further starts. */
   async shutdown(options: StopOptions = {}): Promise<void> {
+    checkStopOptions(options);
     this.#closed = true;
     try {
       await this.stopAll(options);
@@ -283,11 +292,14 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** The host is exiting: stop every tree before it does, without awaiting. */
-  stopAllSync(): void {
+  /** The host is exiting: stop every tree before it does, without awaiting; `force` skips the grace period. */
+  stopAllSync(force = false): void {
     this.#closed = true;
     const live = [...this.#processes.values()];
-    stopTreesSync(live.map((p) => ({ tree: p.containment, plan: p.stopPlan })));
+    stopTreesSync(
+      live.map((p) => ({ tree: p.containment, plan: p.stopPlan })),
+      force,
+    );
     for (const p of live) {
       if (!p.containment.isEmpty()) continue;
       p.containment.release();
@@ -301,6 +313,21 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
   }
 }
 
+/** Bad options must fail before anything changes state (a shutdown that closed, then threw, would stop nothing). */
+function checkStopOptions(options: StopOptions): void {
+  if (options.signal !== undefined && !parseSignal(options.signal)) throw new TendError('SPEC_SIGNAL_UNKNOWN', { value: options.signal, field: 'signal' });
+  normalizeTimeout(options.timeoutMs, 'timeoutMs');
+}
+
+/** Says which of the spawn's inputs failed: the program or the directory may have gone since validation. */
+function describeSpawnError(error: Error, spec: NormalizedSpec): string {
+  const errno = errnoOf(error);
+  if (errno === 'ENOENT' && !existsSync(spec.cwd)) return `its working directory ${spec.cwd} disappeared after validation`;
+  if (errno === 'ENOENT' && !existsSync(spec.file)) return `${spec.file} disappeared after validation`;
+  if (errno === 'EAGAIN') return 'the system is out of processes (EAGAIN); wait or raise the limit';
+  return `${errno ?? ''} ${error.message}`.trim();
+}
+
 function openLog(spec: NormalizedSpec): number {
   try {
     return openSync(spec.logFile as string, 'a', 0o600);
@@ -309,19 +336,15 @@ function openLog(spec: NormalizedSpec): number {
   }
 }
 
-let sequence = 0;
-
 /**
- * 16 hex digits, unique on this machine: time, pid and a sequence make
- * collisions impossible within one boot, and the random part keeps ids of
- * concurrent managers apart. (node:crypto would add ~2.5 ms to every CLI start.)
+ * 16 hex digits of randomness (64 bits from the platform's CSPRNG, which needs
+ * no import: node:crypto would add ~2.5 ms to every CLI start). A collision
+ * is still caught: the tree's cgroup is created exclusively, and the manager
+ * refuses an id it already holds.
  */
 function newHandleId(): string {
-  const time = (Date.now() % 0x10000000).toString(16).padStart(7, '0');
-  const pid = (process.pid % 0x1000).toString(16).padStart(3, '0');
-  const seq = (sequence++ % 0x100).toString(16).padStart(2, '0');
-  const random = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0');
-  return `${time}${pid}${seq}${random}`;
+  const words = globalThis.crypto.getRandomValues(new Uint32Array(2));
+  return Array.from(words, (w) => w.toString(16).padStart(8, '0')).join('');
 }
 
 function describeFinal(status: FinalStatus): string {

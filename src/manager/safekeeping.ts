@@ -35,6 +35,7 @@ export class Safekeeping {
   readonly #managerFiles: ManagerFiles | undefined;
   readonly #reaper: ReaperLink | undefined;
   readonly #completions = new Map<string, NodeJS.Timeout>();
+  readonly #warn: SafekeepingOptions['warn'];
 
   private constructor(
     self: ManagerIdentity,
@@ -44,9 +45,11 @@ export class Safekeeping {
       managerFiles: ManagerFiles | undefined;
       reaper: ReaperLink | undefined;
       recovery: RecoveryReport | undefined;
+      warn: SafekeepingOptions['warn'];
     },
   ) {
     this.self = self;
+    this.#warn = parts.warn;
     this.#store = parts.store;
     this.#log = parts.log;
     this.#managerFiles = parts.managerFiles;
@@ -78,8 +81,10 @@ export class Safekeeping {
       log?.append({ event: 'reaper-start', handle: null, pid: reaper.pid ?? null, reason: 'manager created' });
     }
     const managerFiles = dir === undefined ? undefined : new ManagerFiles(dir);
+    // Stale detection: files of managers that died without removing theirs go.
+    managerFiles?.list(options.table, true);
     managerFiles?.write({ ...self, startedAt: new Date().toISOString(), reaperPid: reaper?.pid ?? null });
-    return new Safekeeping(self, { store, log, managerFiles, reaper, recovery });
+    return new Safekeeping(self, { store, log, managerFiles, reaper, recovery, warn: options.warn });
   }
 
   get reaperPid(): number | undefined {
@@ -131,7 +136,12 @@ export class Safekeeping {
     const complete = { ...record, pid: leader.pid, startTime: leader.startTime, pgid: leader.pid, notBefore: leader.startTime };
     const timer = setTimeout(() => {
       this.#completions.delete(managed.id);
-      store.write(complete);
+      try {
+        store.write(complete);
+      } catch (error) {
+        // The record written before spawn still lets a later tend recover the tree.
+        this.#warn(`could not complete the record of ${managed.id}: ${(error as Error).message}`, error);
+      }
     }, RECORD_COMPLETION_DELAY_MS);
     timer.unref();
     this.#completions.set(managed.id, timer);
@@ -147,7 +157,12 @@ export class Safekeeping {
     this.#cancelCompletion(id);
     this.#reaper?.unregister(id);
     this.#log?.append({ event: 'unregister', handle: id, pid: null, reason });
-    this.#store?.remove(id);
+    try {
+      this.#store?.remove(id);
+    } catch (error) {
+      // A stale record only costs a later recovery a look: nothing of the tree is alive.
+      this.#warn(`could not remove the record of ${id}: ${(error as Error).message}`, error);
+    }
   }
 
   /** On the host's exit path: the reaper learns at end of input and finds nothing left. */

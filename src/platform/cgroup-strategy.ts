@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { TendError } from '../core/errors.js';
+import { whenAborted } from '../core/poll.js';
 import type { SignalName } from '../core/signals.js';
 import { MARKER_VARIABLE, type NormalizedSpec } from '../core/types.js';
 import {
@@ -123,7 +124,7 @@ class CgroupContainment implements Containment {
   async waitEmpty(abort: AbortSignal): Promise<void> {
     // Once the direct child has exited it has either joined or died before
     // its exec: from then on the cgroup alone holds the whole tree.
-    if (this.#exited && !this.#leaderGone) await Promise.race([this.#exited.catch(() => undefined), aborted(abort)]);
+    if (this.#exited && !this.#leaderGone) await Promise.race([this.#exited.catch(() => undefined), whenAborted(abort)]);
     abort.throwIfAborted();
     await waitCgroupEmpty(this.cgroup, abort);
   }
@@ -135,13 +136,6 @@ class CgroupContainment implements Containment {
   release(): void {
     maybeRemoveCgroup(this.cgroup);
   }
-}
-
-function aborted(abort: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (abort.aborted) resolve();
-    else abort.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 export function createCgroupStrategy(options: CgroupStrategyOptions): Strategy {

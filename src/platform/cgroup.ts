@@ -1,5 +1,5 @@
 import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
 
 /** Where the cgroup v2 hierarchy is mounted and where this process sits in it. */
@@ -66,8 +66,10 @@ export function isCgroupPopulated(dir: string): boolean {
   return /^populated 1$/m.test(events);
 }
 
+/** Creates a tree's cgroup; its parent may need creating, the leaf must be new (EEXIST means another tree has it). */
 export function createCgroup(dir: string): void {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dirname(dir), { recursive: true });
+  mkdirSync(dir);
 }
 
 export function hasCgroupKill(dir: string): boolean {

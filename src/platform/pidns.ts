@@ -1,5 +1,5 @@
 import { TendError } from '../core/errors.js';
-import { pollUntil } from '../core/poll.js';
+import { pollUntil, whenAborted } from '../core/poll.js';
 import type { SignalName } from '../core/signals.js';
 import type { NormalizedSpec } from '../core/types.js';
 import { isDead, type ProcessIdentity } from './identity.js';
@@ -18,6 +18,9 @@ import type { AttachedChild, Containment, ContainmentContext, LaunchPlan, Strate
  * the namespace, and init dies with outer (parent-death signal), which dies
  * with us: nothing in the namespace can outlive the manager.
  */
+/** The signals tend-nsinit's outer process forwards into the namespace (native/nsinit.c). */
+const FORWARDED: ReadonlySet<SignalName> = new Set<SignalName>(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT']);
+
 class PidNamespaceContainment implements Containment {
   readonly strategy = 'pidns' as const;
   readonly cgroup = undefined;
@@ -100,12 +103,18 @@ class PidNamespaceContainment implements Containment {
         if (sendSignal(table, { kind: 'process', identity }, 'SIGKILL')) return true;
       }
     }
-    // outer forwards every other signal to init, which sends it to the whole namespace.
-    return sendSignal(table, { kind: 'process', identity: outer }, signal);
+    // outer forwards these to init, which sends them to the whole namespace
+    // at once; any other signal would hit outer itself, so it goes to each member.
+    if (FORWARDED.has(signal)) return sendSignal(table, { kind: 'process', identity: outer }, signal);
+    let sent = false;
+    for (const m of this.#tree().members) {
+      sent = sendSignal(table, { kind: 'process', identity: { pid: m.pid, startTime: m.startTime, bootId: table.bootId() } }, signal) || sent;
+    }
+    return sent;
   }
 
   async waitEmpty(abort: AbortSignal): Promise<void> {
-    if (this.#exited) await Promise.race([this.#exited.catch(() => undefined), abortPromise(abort)]);
+    if (this.#exited) await Promise.race([this.#exited.catch(() => undefined), whenAborted(abort)]);
     abort.throwIfAborted();
     // outer exits after init, and init after the last member, unless outer was
     // killed from outside: then the namespace is still being torn down.
@@ -125,13 +134,6 @@ class PidNamespaceContainment implements Containment {
   }
 
   release(): void {}
-}
-
-function abortPromise(abort: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (abort.aborted) resolve();
-    else abort.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 export const pidnsStrategy: Strategy = {

@@ -34,8 +34,18 @@ export function sendSignal(table: ProcessTable, target: SignalTarget, signal: Si
     // belong to someone else now if its process exited, was reaped and the
     // whole pid space wrapped round in between. A /proc/<pid>/cgroup read per
     // member would narrow that window no further (it too precedes the kill).
+    // One member of another user must not keep the signal from the rest: deliver to all, then report the refusal.
     let sent = false;
-    for (const pid of target.pids) if (pid > 1) sent = deliver(pid, signal, kill) || sent;
+    let denied: Error | undefined;
+    for (const pid of target.pids) {
+      if (pid <= 1) continue;
+      try {
+        sent = deliver(pid, signal, kill) || sent;
+      } catch (error) {
+        denied ??= error as Error;
+      }
+    }
+    if (denied !== undefined) throw denied;
     return sent;
   }
   if (!verifyTarget(table, target)) return false;

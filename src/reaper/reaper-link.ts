@@ -3,6 +3,9 @@ import { once } from 'node:events';
 import type { StrategyName } from '../core/types.js';
 import type { ManagerIdentity } from '../registry/records.js';
 
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 10_000;
+
 interface Registration {
   readonly strategy: StrategyName;
   readonly cgroup: string | null;
@@ -34,7 +37,8 @@ export class ReaperLink {
   readonly #registrations = new Map<string, Registration>();
   #child: ChildProcess | undefined;
   #closed = false;
-  #restarts = 0;
+  /** When the last restarts happened: a reaper that dies at once, again and again, is given up on. */
+  readonly #recentDeaths: number[] = [];
 
   constructor(options: ReaperLinkOptions) {
     this.#options = options;
@@ -42,10 +46,6 @@ export class ReaperLink {
 
   get pid(): number | undefined {
     return this.#child?.pid;
-  }
-
-  get restarts(): number {
-    return this.#restarts;
   }
 
   start(): void {
@@ -66,7 +66,15 @@ export class ReaperLink {
     child.on('error', () => undefined);
     child.once('exit', () => {
       if (this.#child !== child || this.#closed) return;
-      this.#restarts++;
+      const now = Date.now();
+      this.#recentDeaths.push(now);
+      while ((this.#recentDeaths[0] ?? now) < now - RESTART_WINDOW_MS) this.#recentDeaths.shift();
+      if (this.#recentDeaths.length > MAX_RESTARTS) {
+        // It cannot run here (its log unopenable, say); respawning forever would only burn CPU.
+        this.#child = undefined;
+        this.#options.onRestart?.(`reaper ${child.pid ?? '?'} died ${this.#recentDeaths.length} times within ${RESTART_WINDOW_MS / 1000} s: giving up; until the next manager, only recovery covers this manager's death`);
+        return;
+      }
       this.start();
       for (const [handle, r] of this.#registrations) {
         this.#send(`R ${handle} ${r.strategy} ${r.cgroup ?? '-'}`);

@@ -11,10 +11,15 @@ export interface ManagerFile extends ManagerIdentity {
   readonly reaperPid: number | null;
 }
 
-/** The calling process's identity, as records store it. */
+/**
+ * The calling process's identity, as records store it. Fails closed: with a
+ * made-up start time every other tend would take this live manager for a dead
+ * one and recover (kill) its trees.
+ */
 export function selfIdentity(table: ProcessTable): ManagerIdentity {
   const entry = table.read(process.pid);
-  return { pid: process.pid, startTime: entry?.startTime ?? -1, bootId: table.bootId() };
+  if (!entry) throw new Error(`cannot read /proc/${process.pid}/stat: tend needs /proc to record who owns its trees`);
+  return { pid: process.pid, startTime: entry.startTime, bootId: table.bootId() };
 }
 
 /** Whether the manager that wrote a record is still this very process (not just "pid alive"). */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { pollUntil } from '../core/poll.js';
-import { isCgroupPopulated, killCgroup, maybeRemoveCgroup, readCgroupMembers } from '../platform/cgroup.js';
+import { isCgroupPopulated, killCgroup, locateCgroup2, maybeRemoveCgroup, readCgroupMembers } from '../platform/cgroup.js';
 import { isDead } from '../platform/identity.js';
 import type { ProcEntry, ProcessTable } from '../platform/proc-table.js';
 import { sendSignal } from '../platform/signal.js';
@@ -129,10 +130,27 @@ function findMembers(orphans: readonly Orphan[], table: ProcessTable): Map<strin
   return members;
 }
 
+/**
+ * The record's cgroup, if it is one tend could have made for this tree: a
+ * directory named after the handle, below (not at) a cgroup2 mount, and not
+ * holding this process. A record is a file anyone with the state directory
+ * could edit; it must not steer cgroup.kill at a system slice.
+ */
+function trustedCgroup(record: ProcessRecord, mount: string | undefined): string | null {
+  const dir = record.cgroup;
+  if (dir === null || mount === undefined || !existsSync(dir)) return null;
+  if (basename(dir) !== record.handle || !dir.startsWith(`${mount}/`) || dir.includes('/../') || dir.includes('/./')) return null;
+  const own = locateCgroup2()?.own ?? '/';
+  const relative = dir.slice(mount.length);
+  if (own === relative || own.startsWith(`${relative}/`)) return null;
+  return dir;
+}
+
 async function cleanTrees(records: readonly ProcessRecord[], table: ProcessTable, dryRun: boolean, timeoutMs: number): Promise<RecoveredTree[]> {
+  const mount = records.some((r) => r.cgroup !== null) ? locateCgroup2()?.mount : undefined;
   const orphans: Orphan[] = records.map((record) => ({
     record,
-    cgroup: record.cgroup !== null && existsSync(record.cgroup) ? record.cgroup : null,
+    cgroup: trustedCgroup(record, mount),
     notBefore: record.startTime ?? record.notBefore,
   }));
   const pidsOf = (members: Map<string, ProcEntry[]>, o: Orphan): number[] => {

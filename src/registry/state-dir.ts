@@ -31,6 +31,13 @@ export function ensureStateDir(dir: string): string {
     const mode = (stat.mode & 0o777).toString(8);
     throw new TendError('STATE_DIR_UNSAFE', { dir, reason: `it is writable by ${stat.mode & 0o002 ? 'others' : 'its group'} (mode ${mode})`, fix: `Run \`chmod 700 ${dir}\`.` });
   }
-  for (const sub of ['records', 'managers']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  for (const sub of ['records', 'managers']) {
+    const path = join(dir, sub);
+    try {
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new TendError('STATE_DIR_UNSAFE', { dir, reason: `${path} is not a directory (${errnoOf(error) ?? (error as Error).message})`, fix: `Move ${path} away.` }, { cause: error });
+    }
+  }
   return dir;
 }

@@ -1,4 +1,4 @@
-import { TendError } from '../core/errors.js';
+import { TendError, isTendError } from '../core/errors.js';
 import type { SignalName } from '../core/signals.js';
 import type { Containment } from '../platform/strategy.js';
 
@@ -25,15 +25,28 @@ const KILL_PASSES = 10;
  */
 export async function stopTree(tree: Containment, plan: StopPlan): Promise<TreeStopOutcome> {
   if (tree.isEmpty()) return { alreadyGone: true, forced: false };
+  let denied: TendError | undefined;
   if (plan.signal !== 'SIGKILL' && plan.timeoutMs > 0) {
-    if (!tree.signal(plan.signal)) return { alreadyGone: true, forced: false };
-    if (await waitEmptyFor(tree, plan.timeoutMs)) return { alreadyGone: false, forced: false };
+    try {
+      tree.signal(plan.signal);
+      if (await waitEmptyFor(tree, plan.timeoutMs)) return { alreadyGone: false, forced: false };
+    } catch (error) {
+      // A member of another user refused the stop signal: SIGKILL may still
+      // reach it (cgroup.kill needs no per-process permission) and reaches the rest.
+      if (!isTendError(error, 'SIGNAL_DENIED')) throw error;
+      denied = error;
+    }
   }
   for (let pass = 0; pass < KILL_PASSES; pass++) {
-    tree.signal('SIGKILL');
+    try {
+      tree.signal('SIGKILL');
+    } catch (error) {
+      if (!isTendError(error, 'SIGNAL_DENIED')) throw error;
+      denied = error;
+    }
     if (await waitEmptyFor(tree, KILL_PASS_MS)) return { alreadyGone: false, forced: true };
   }
-  throw stuck(tree, plan);
+  throw stuck(tree, plan, denied);
 }
 
 async function waitEmptyFor(tree: Containment, ms: number): Promise<boolean> {
@@ -48,35 +61,42 @@ async function waitEmptyFor(tree: Containment, ms: number): Promise<boolean> {
   }
 }
 
-function stuck(tree: Containment, plan: StopPlan): TendError {
+function stuck(tree: Containment, plan: StopPlan, denied: TendError | undefined): TendError {
   const pids = tree.members();
-  return new TendError('STOP_FAILED', {
-    handle: plan.handle,
-    count: pids.length,
-    pids: pids.join(', '),
-    reason: 'they ignore SIGKILL, which only a process in uninterruptible sleep (state D, usually stuck I/O) does',
-  });
+  const reason = denied
+    ? `the kernel refused the signal (${denied.message})`
+    : 'they ignore SIGKILL, which only a process in uninterruptible sleep (state D, usually stuck I/O) does';
+  return new TendError('STOP_FAILED', { handle: plan.handle, count: pids.length, pids: pids.join(', '), reason }, { cause: denied });
+}
+
+/** On the exit path one tree's failure must not spare the others. */
+function trySignal(tree: Containment, signal: SignalName): void {
+  try {
+    tree.signal(signal);
+  } catch {
+    // SIGNAL_DENIED or a cgroupfs error: the kill passes below, and the reaper, still try.
+  }
 }
 
 /**
  * The same for the host's exit path, where nothing can be awaited: all trees
  * are signalled at once, then polled with short blocking waits.
  */
-export function stopTreesSync(trees: readonly { tree: Containment; plan: StopPlan }[]): void {
+export function stopTreesSync(trees: readonly { tree: Containment; plan: StopPlan }[], force = false): void {
   const live = trees.filter(({ tree }) => !tree.isEmpty());
-  const graceful = live.filter(({ plan }) => plan.signal !== 'SIGKILL' && plan.timeoutMs > 0);
-  for (const { tree, plan } of graceful) tree.signal(plan.signal);
+  const graceful = force ? [] : live.filter(({ plan }) => plan.signal !== 'SIGKILL' && plan.timeoutMs > 0);
+  for (const { tree, plan } of graceful) trySignal(tree, plan.signal);
   const start = Date.now();
   const deadline = start + Math.max(0, ...graceful.map(({ plan }) => plan.timeoutMs));
   let pending = live.filter(({ tree }) => !tree.isEmpty());
   for (let interval = 1; pending.length > 0 && Date.now() < deadline; interval = Math.min(interval * 2, 20)) {
-    for (const { tree, plan } of pending) if (Date.now() - start >= plan.timeoutMs) tree.signal('SIGKILL');
+    for (const { tree, plan } of pending) if (Date.now() - start >= plan.timeoutMs) trySignal(tree, 'SIGKILL');
     blockFor(interval);
     pending = pending.filter(({ tree }) => !tree.isEmpty());
   }
   const killDeadline = Date.now() + KILL_PASS_MS * 2;
   for (let interval = 1; pending.length > 0 && Date.now() < killDeadline; interval = Math.min(interval * 2, 20)) {
-    for (const { tree } of pending) tree.signal('SIGKILL');
+    for (const { tree } of pending) trySignal(tree, 'SIGKILL');
     blockFor(interval);
     pending = pending.filter(({ tree }) => !tree.isEmpty());
   }
