@@ -19,6 +19,7 @@ class ProcessGroupContainment implements Containment {
   readonly cgroup = undefined;
   #leader: ProcessIdentity | undefined;
   #exited: Promise<unknown> | undefined;
+  #groupProven = false;
 
   constructor(private readonly context: ContainmentContext) {}
 
@@ -29,6 +30,11 @@ class ProcessGroupContainment implements Containment {
   attach(child: AttachedChild): void {
     this.#leader = child.identity;
     this.#exited = child.exited;
+    // The group is ours from birth: the leader (our unreaped child) holds its
+    // number. From then on each scan carries the proof to the next, and it is
+    // lost for good only when a scan finds the group empty. After the leader
+    // exits, scans follow at once and at least every 50 ms until empty.
+    this.#groupProven = true;
   }
 
   leaderPid(): number | undefined {
@@ -38,7 +44,15 @@ class ProcessGroupContainment implements Containment {
   #scan(): ProcEntry[] {
     const leader = this.#leader;
     if (!leader) return [];
-    return scanTree(this.context.table, { handle: this.context.handle, notBefore: leader.startTime, pgid: leader.pid, leaderStartTime: leader.startTime });
+    const { members, groupProven } = scanTree(this.context.table, {
+      handle: this.context.handle,
+      notBefore: leader.startTime,
+      pgid: leader.pid,
+      leaderStartTime: leader.startTime,
+      groupProvenBefore: this.#groupProven,
+    });
+    this.#groupProven = groupProven;
+    return members;
   }
 
   members(): number[] {

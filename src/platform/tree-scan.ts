@@ -10,6 +10,19 @@ export interface TreeScan {
   readonly pgid?: number | undefined;
   /** The leader's start time: a live leader proves its group is still ours. */
   readonly leaderStartTime?: number | undefined;
+  /**
+   * The group was proven ours by the previous scan and was not empty then. A
+   * group number cannot be reused while the group has a member, so if it is
+   * still not empty now, it is still the same group: proof carries over,
+   * even once nobody left in it can show the marker (env -i children).
+   */
+  readonly groupProvenBefore?: boolean | undefined;
+}
+
+export interface TreeScanResult {
+  readonly members: ProcEntry[];
+  /** Whether the group counted as the tree's in this scan (carry it into the next). */
+  readonly groupProven: boolean;
 }
 
 /**
@@ -24,10 +37,10 @@ export interface TreeScan {
  * rules out almost every process before the costlier environment read, and
  * rules out a stranger that forged the marker earlier.
  */
-export function scanTree(table: ProcessTable, scan: TreeScan): ProcEntry[] {
+export function scanTree(table: ProcessTable, scan: TreeScan): TreeScanResult {
   const members: ProcEntry[] = [];
   const group: ProcEntry[] = [];
-  let groupProven = false;
+  let groupProven = scan.groupProvenBefore === true;
   for (const e of table.list()) {
     if (isDead(e) || e.startTime < scan.notBefore) continue;
     const marked = table.marker(e.pid) === scan.handle;
@@ -38,9 +51,10 @@ export function scanTree(table: ProcessTable, scan: TreeScan): ProcEntry[] {
       members.push(e);
     }
   }
-  if (groupProven) return members.concat(group);
+  if (group.length === 0) return { members, groupProven: false };
+  if (groupProven) return { members: members.concat(group), groupProven: true };
   // An exiting process can no longer show its marker. Waiting for one that is
   // not provably ours is harmless (it is dying anyway), so it counts for "all
   // gone"; callers never signal an exiting member.
-  return members.concat(group.filter((e) => e.exiting === true || table.marker(e.pid) === scan.handle));
+  return { members: members.concat(group.filter((e) => e.exiting === true || table.marker(e.pid) === scan.handle)), groupProven: false };
 }

@@ -11,7 +11,7 @@ import { ProcessManager, recoverStateDir, type ProcessHandle } from '../../src/i
 import { locateCgroup2 } from '../../src/platform/cgroup.js';
 import { systemProcessTable } from '../../src/platform/proc-table.js';
 import { cleanupByMarker, RUN_VARIABLE } from '../helpers/cleanup.js';
-import { findMarked } from '../helpers/proc-scan.js';
+import { findMarked, isStillAlive } from '../helpers/proc-scan.js';
 import { deadIdentity, fabricateRecord, makeStateDir, procIdentity, recordPath, removeStateDirs, SLEEP, startStranger } from '../helpers/state.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
@@ -174,5 +174,26 @@ test('a reaper that cannot run is restarted a few times, then given up on with a
   await waitFor(() => warnings.some((w) => /giving up/.test(w)) || undefined, { what: 'the manager to give up on the reaper', detail: () => warnings.join('\n') });
   assert.ok(warnings.length <= 7, `restarted ${warnings.length} times before giving up`);
   assert.equal(m.reaperPid, undefined, 'no reaper is left running in a restart loop');
+  await m.shutdown();
+});
+
+test('pgroup: a member that cleared its environment but stayed in the group is still part of the tree after the leader exits', async () => {
+  const m = await manager();
+  const h = await m.start({
+    command: '/bin/sh',
+    // env -i drops TEND_ID: only the process group ties this sleep to the tree.
+    args: ['-c', `/usr/bin/env -i ${RUN_VARIABLE}=${RUN} ${SLEEP} 1000 & exit 3`],
+    env,
+    strategy: 'pgroup',
+  });
+  const orphan = await waitFor(() => findMarked({ variable: RUN_VARIABLE, value: RUN }).find((p) => p.comm === 'sleep' && p.pgid === h.pid), {
+    what: 'the sleep without marker',
+  });
+  await waitFor(() => (h.status().state === 'running-detached' ? true : undefined), { what: 'running-detached', detail: () => JSON.stringify(h.status()) });
+  const status = h.status();
+  assert.ok(status.state === 'running-detached' && status.childPids.includes(orphan.pid), `the unmarked sleep is a member: ${JSON.stringify(status)}`);
+  const result = await h.stop();
+  assert.equal(result.status.state, 'exited');
+  assert.equal(isStillAlive(orphan.pid, orphan.startTime), false, 'the unmarked sleep was stopped with its tree');
   await m.shutdown();
 });
