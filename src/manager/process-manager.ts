@@ -87,6 +87,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
 
   private constructor(options: ManagerOptions) {
     super();
+    checkManagerOptions(options);
     this.#options = options;
     this.#table = options.processTable ?? systemProcessTable();
     for (const plugin of options.plugins ?? []) this.#plugins.register(plugin);
@@ -311,6 +312,27 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
   get closed(): boolean {
     return this.#closed;
   }
+}
+
+/** Manager options are checked like specs: a clear error naming the option, never a TypeError later. */
+function checkManagerOptions(options: ManagerOptions): void {
+  const fail = (field: string, expected: string, value: unknown): never => {
+    throw new TendError('SPEC_OPTION_INVALID', { field, expected, value });
+  };
+  if (typeof options !== 'object' || options === null) fail('options', 'an object', options);
+  for (const field of ['cwd', 'cgroupParent'] as const) {
+    const value = options[field];
+    if (value !== undefined && (typeof value !== 'string' || value === '')) fail(field, 'a non-empty path string', value);
+  }
+  if (options.stateDir !== undefined && options.stateDir !== false && (typeof options.stateDir !== 'string' || options.stateDir === '')) {
+    fail('stateDir', 'a directory path or false', options.stateDir);
+  }
+  for (const field of ['handleSignals', 'portable', 'forceCgroupKillFallback', 'autoPlugins', 'reaper', 'recover'] as const) {
+    const value = options[field];
+    if (value !== undefined && typeof value !== 'boolean') fail(field, 'a boolean', value);
+  }
+  if (options.env !== undefined && (typeof options.env !== 'object' || options.env === null)) fail('env', 'an object of strings', options.env);
+  if (options.plugins !== undefined && !Array.isArray(options.plugins)) fail('plugins', 'an array of plugins', options.plugins);
 }
 
 /** Bad options must fail before anything changes state (a shutdown that closed, then threw, would stop nothing). */

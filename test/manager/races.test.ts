@@ -197,3 +197,21 @@ test('pgroup: a member that cleared its environment but stayed in the group is s
   assert.equal(isStillAlive(orphan.pid, orphan.startTime), false, 'the unmarked sleep was stopped with its tree');
   await m.shutdown();
 });
+
+test('manager options of the wrong type are refused with SPEC_OPTION_INVALID naming the option', async () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ cwd: 5 }, 'cwd'],
+    [{ cgroupParent: '' }, 'cgroupParent'],
+    [{ stateDir: true }, 'stateDir'],
+    [{ reaper: 'yes' }, 'reaper'],
+    [{ env: 'PATH=/bin' }, 'env'],
+    [{ plugins: {} }, 'plugins'],
+  ];
+  for (const [options, field] of cases) {
+    await assert.rejects(ProcessManager.create(options), (error: unknown) => {
+      assert.ok(isTendError(error, 'SPEC_OPTION_INVALID'), `${JSON.stringify(options)}: ${String(error)}`);
+      assert.match(error.message, new RegExp(`\`${field}\``));
+      return true;
+    });
+  }
+});
