@@ -73,7 +73,12 @@ export async function run(argv: string[]): Promise<number> {
   let interrupts = 0;
   const forward = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP'): void => {
     if (signal === 'SIGINT' && ++interrupts === 1) {
-      handle.signal(signal);
+      try {
+        handle.signal(signal);
+      } catch (error) {
+        // A member of another user refused it: say so; a second Ctrl-C still kills what it can.
+        process.stderr.write(`tend: ${(error as Error).message}\n`);
+      }
       return;
     }
     if (signal === 'SIGINT') {
