@@ -78,6 +78,8 @@ const catalog = {
     `Unknown strategy ${describeValue(d.value)}. Use one of "auto", "cgroup", "pidns", "pgroup".`,
   SPEC_OPTION_INVALID: (d: Details) =>
     `Expected \`${str(d.field)}\` to be ${str(d.expected)}, got ${describeValue(d.value)}.`,
+  CONFIG_INVALID: (d: Details) =>
+    `${str(d.file)}:${str(d.line)}: ${d.field === undefined ? '' : `${str(d.field)}: `}${str(d.message)}. Fix: ${str(d.fix)}`,
   STRATEGY_UNAVAILABLE: (d: Details) =>
     `Strategy "${str(d.strategy)}" is not available on this machine: ${str(d.reason)}. Run \`tend detect\` to see what is, or use strategy "auto".`,
   START_FAILED: (d: Details) =>
@@ -117,7 +119,7 @@ export class TendError extends Error {
 
   /** Whether this error is the caller's fault (bad input): the CLI exits 2 for these. */
   get isUsageError(): boolean {
-    return this.code.startsWith('SPEC_') || this.code === 'CLI_USAGE' || this.code === 'STRATEGY_UNAVAILABLE';
+    return this.code.startsWith('SPEC_') || this.code === 'CLI_USAGE' || this.code === 'STRATEGY_UNAVAILABLE' || this.code === 'CONFIG_INVALID';
   }
 
   toJSON(): { code: ErrorCode; message: string } {

@@ -59,6 +59,7 @@ const representative: Record<ErrorCode, Details> = {
   SPEC_TIMEOUT_INVALID: { field: 'stopTimeoutMs', value: -1 },
   SPEC_STRATEGY_UNKNOWN: { value: 'docker' },
   SPEC_OPTION_INVALID: { field: 'parentDeathSignal', expected: 'a boolean', value: 'yes' },
+  CONFIG_INVALID: { file: 'tend.yaml', line: 12, field: 'services.web.restart', message: 'expected one of never, on-failure, always, got "sometimes"', fix: 'Did you mean `restart: always`?' },
   STRATEGY_UNAVAILABLE: { strategy: 'pidns', reason: 'tend-nsinit is missing' },
   START_FAILED: { command: 'server', reason: 'EAGAIN resource temporarily unavailable' },
   CONTAINMENT_FAILED: { strategy: 'cgroup', reason: 'cannot create /sys/fs/cgroup/tend/abc', fix: 'Use strategy "pgroup".' },
@@ -150,6 +151,7 @@ const usage: Record<ErrorCode, boolean> = {
   SPEC_STRATEGY_UNKNOWN: true,
   SPEC_OPTION_INVALID: true,
   STRATEGY_UNAVAILABLE: true,
+  CONFIG_INVALID: true,
   CLI_USAGE: true,
   START_FAILED: false,
   CONTAINMENT_FAILED: false,
@@ -161,7 +163,7 @@ const usage: Record<ErrorCode, boolean> = {
   PLUGIN_INVALID: false,
 };
 
-test('isUsageError: SPEC_*, CLI_USAGE and STRATEGY_UNAVAILABLE are usage errors, the rest are failures', () => {
+test('isUsageError: SPEC_*, CONFIG_INVALID, CLI_USAGE and STRATEGY_UNAVAILABLE are usage errors, the rest are failures', () => {
   for (const code of errorCodes) {
     assert.equal(new TendError(code, representative[code]).isUsageError, usage[code], code);
   }
