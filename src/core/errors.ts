@@ -90,6 +90,8 @@ const catalog = {
     `No managed process has the handle ${describeValue(d.handle)}. Use a handle returned by start() or listed by list().`,
   MANAGER_CLOSED: () =>
     `This ProcessManager has been shut down and starts nothing more. Create a new one with ProcessManager.create().`,
+  LIMIT_REACHED: (d: Details) =>
+    `Not starting${d.key === undefined ? '' : ` ${JSON.stringify(d.key)}`}: the concurrency limit of ${str(d.max)} is reached (${str(d.active)} running). Wait for one to finish (or start without --no-queue to wait in the queue), raise the limit with \`tend limit N\`, or stop a running process.`,
   SIGNAL_DENIED: (d: Details) =>
     `Not permitted to send ${str(d.signal)} to pid ${str(d.pid)} (EPERM). The process belongs to another user; run tend as that user.`,
   STOP_FAILED: (d: Details) =>

@@ -65,6 +65,7 @@ const representative: Record<ErrorCode, Details> = {
   CONTAINMENT_FAILED: { strategy: 'cgroup', reason: 'cannot create /sys/fs/cgroup/tend/abc', fix: 'Use strategy "pgroup".' },
   HANDLE_UNKNOWN: { handle: 'deadbeef' },
   MANAGER_CLOSED: {},
+  LIMIT_REACHED: { key: 'build-7', active: 6, max: 5 },
   SIGNAL_DENIED: { signal: 'SIGTERM', pid: 4242 },
   STOP_FAILED: { handle: 'cafe01', count: 2, pids: '101, 102', reason: 'they are in state D' },
   STATE_DIR_UNSAFE: { dir: '/home/ann/.local/state/tend', reason: 'it is writable by others (mode 777)', fix: 'Run `chmod 700 /home/ann/.local/state/tend`.' },
@@ -80,6 +81,7 @@ const minimal: Partial<Record<ErrorCode, Details>> = {
   SPEC_CWD_NOT_DIRECTORY: { cwd: '/etc/hostname' },
   SPEC_STDIO_INVALID: { value: 'loud' },
   CONTAINMENT_FAILED: { strategy: 'cgroup', reason: 'no cgroup' },
+  LIMIT_REACHED: { active: 3, max: 3 },
   CLI_USAGE: { message: 'tend: unknown command "x"' },
 };
 
@@ -157,6 +159,7 @@ const usage: Record<ErrorCode, boolean> = {
   CONTAINMENT_FAILED: false,
   HANDLE_UNKNOWN: false,
   MANAGER_CLOSED: false,
+  LIMIT_REACHED: false,
   SIGNAL_DENIED: false,
   STOP_FAILED: false,
   STATE_DIR_UNSAFE: false,
