@@ -1,0 +1,346 @@
+// The daemon's wire protocol over a real Unix socket: round trips, many
+// requests in flight on one connection answered out of order, every kind of
+// bad line answered without losing the connection, TendError codes passed
+// through, a 0600 socket, stale sockets replaced and live ones refused, and
+// close() aborting handlers and failing the client's pending requests.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, lstatSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TendError } from '../../src/core/errors.js';
+import {
+  MAX_LINE_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  connectProtocol,
+  serveProtocol,
+  type ProtocolHandlers,
+  type ProtocolServer,
+} from '../../src/supervisor/protocol.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tend-protocol-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let sockets = 0;
+const socketPath = (): string => join(dir, `d${++sockets}.sock`);
+
+const TIMEOUT_MS = 5_000;
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+function defer<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const echo: ProtocolHandlers = {
+  echo: (params) => Promise.resolve(params),
+};
+
+/** Asserts that `promise` rejects with a ProtocolError of `code`, and returns it. */
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<ProtocolError> {
+  let caught: unknown;
+  await promise.then(
+    () => assert.fail(`expected a rejection with ${code}`),
+    (error: unknown) => (caught = error),
+  );
+  assert.ok(caught instanceof ProtocolError, `expected a ProtocolError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  return caught;
+}
+
+/** A connection that writes raw lines and reads the responses one line at a time. */
+class RawConnection {
+  private buffered = '';
+  private readonly lines: string[] = [];
+  private waiter: (() => void) | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      for (let i = this.buffered.indexOf('\n'); i !== -1; i = this.buffered.indexOf('\n')) {
+        this.lines.push(this.buffered.slice(0, i));
+        this.buffered = this.buffered.slice(i + 1);
+      }
+      this.waiter?.();
+    });
+  }
+
+  static async open(path: string): Promise<RawConnection> {
+    const socket = net.createConnection({ path });
+    await once(socket, 'connect');
+    return new RawConnection(socket);
+  }
+
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  async next(): Promise<Record<string, unknown>> {
+    const deadline = AbortSignal.timeout(TIMEOUT_MS);
+    while (this.lines.length === 0) {
+      if (deadline.aborted) throw new Error(`no response line within ${TIMEOUT_MS} ms`);
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+        deadline.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    return JSON.parse(this.lines.shift() as string) as Record<string, unknown>;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Leaves a socket file behind with nothing listening on it, as a killed daemon does. */
+function makeStaleSocket(path: string): void {
+  const program = `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
+  const result = spawnSync(process.execPath, ['-e', program], { timeout: TIMEOUT_MS });
+  assert.equal(result.signal, 'SIGKILL', `the stale-socket maker should kill itself: ${String(result.stderr)}`);
+  assert.ok(lstatSync(path).isSocket(), 'a stale socket file is left behind');
+}
+
+async function withServer(handlers: ProtocolHandlers, body: (server: ProtocolServer, path: string) => Promise<void>): Promise<void> {
+  const path = socketPath();
+  const server = await serveProtocol(path, handlers);
+  try {
+    await body(server, path);
+  } finally {
+    await server.close();
+  }
+}
+
+test('a request round-trips: params in, result out, and the socket file goes with close()', async () => {
+  const path = socketPath();
+  const server = await serveProtocol(path, { ...echo, nothing: () => Promise.resolve(undefined) });
+  const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+  assert.deepEqual(await client.request('echo', { name: 'web', n: [1, 2] }), { name: 'web', n: [1, 2] });
+  assert.equal(await client.request('nothing'), null);
+  await client.close();
+  await server.close();
+  assert.equal(existsSync(path), false, 'close() removes the socket file');
+  await server.close(); // idempotent
+});
+
+test('50 concurrent requests on one connection, finished in random order, are each matched by id', async () => {
+  const gates = new Map<number, Deferred<number>>();
+  const allStarted = defer<void>();
+  const handlers: ProtocolHandlers = {
+    wait: (params) => {
+      const n = (params as { n: number }).n;
+      const gate = defer<number>();
+      gates.set(n, gate);
+      if (gates.size === 50) allStarted.resolve();
+      return gate.promise;
+    },
+  };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const results = Array.from({ length: 50 }, (_, n) => client.request('wait', { n }));
+    await allStarted.promise;
+
+    const order = Array.from({ length: 50 }, (_, n) => n);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    // Finish one at a time and wait for its answer, so the answers really go out in this order.
+    for (const n of order) {
+      (gates.get(n) as Deferred<number>).resolve(n * 10);
+      assert.equal(await results[n], n * 10, `request ${n} gets its own answer`);
+    }
+    assert.deepEqual(await Promise.all(results), order.map((_, n) => n * 10).sort((a, b) => a - b));
+    await client.close();
+  });
+});
+
+test('bad JSON, a wrong version, an unknown method and an oversize line each get their error; the connection keeps working', async () => {
+  await withServer(echo, async (_server, path) => {
+    const raw = await RawConnection.open(path);
+    const ping = async (id: number): Promise<void> => {
+      raw.send(`${JSON.stringify({ v: PROTOCOL_VERSION, id, method: 'echo', params: { id } })}\n`);
+      assert.deepEqual(await raw.next(), { v: PROTOCOL_VERSION, id, ok: true, result: { id } });
+    };
+
+    raw.send('{"v":1,"id":1,"method":\n');
+    const badJson = await raw.next();
+    assert.equal(badJson.ok, false);
+    assert.equal(badJson.id, null);
+    assert.equal((badJson.error as { code: string }).code, 'PROTOCOL_ERROR');
+    await ping(2);
+
+    raw.send(`${JSON.stringify({ v: 2, id: 3, method: 'echo', params: {} })}\n`);
+    const wrongVersion = await raw.next();
+    assert.equal(wrongVersion.id, 3);
+    const versionError = wrongVersion.error as { code: string; message: string };
+    assert.equal(versionError.code, 'PROTOCOL_VERSION');
+    assert.match(versionError.message, /version 2/);
+    assert.match(versionError.message, /version 1/);
+    assert.match(versionError.message, /tend daemon stop/);
+    await ping(4);
+
+    raw.send(`${JSON.stringify({ v: 1, id: 5, method: 'toString', params: {} })}\n`);
+    const unknown = await raw.next();
+    assert.equal(unknown.id, 5);
+    assert.equal((unknown.error as { code: string }).code, 'UNKNOWN_METHOD');
+    assert.match((unknown.error as { message: string }).message, /"toString".*echo/);
+    await ping(6);
+
+    raw.send('x'.repeat(MAX_LINE_BYTES + 100));
+    const oversize = await raw.next();
+    assert.equal(oversize.id, null);
+    assert.equal((oversize.error as { code: string }).code, 'PROTOCOL_ERROR');
+    assert.match((oversize.error as { message: string }).message, /1048576-byte limit/);
+    // The rest of the long line is dropped up to its newline; the next request is served.
+    raw.send('still the same long line\n');
+    await ping(7);
+
+    // A line exactly at the limit is accepted (and, not being JSON, answered as such).
+    raw.send(`${'y'.repeat(MAX_LINE_BYTES)}\n`);
+    assert.match(((await raw.next()).error as { message: string }).message, /could not be parsed/);
+    await ping(8);
+    raw.close();
+  });
+});
+
+test('a TendError keeps its code, message and details; any other error is INTERNAL with its message', async () => {
+  const handlers: ProtocolHandlers = {
+    missing: () => Promise.reject(new TendError('SPEC_CWD_MISSING', { cwd: '/nowhere' })),
+    broken: () => Promise.reject(new Error('disk on fire')),
+  };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const tendError = await rejectsWithCode(client.request('missing'), 'SPEC_CWD_MISSING');
+    assert.equal(tendError.message, new TendError('SPEC_CWD_MISSING', { cwd: '/nowhere' }).message);
+    assert.deepEqual(tendError.details, { cwd: '/nowhere' });
+    const internal = await rejectsWithCode(client.request('broken'), 'INTERNAL');
+    assert.equal(internal.message, 'disk on fire');
+    await rejectsWithCode(client.request('nope'), 'UNKNOWN_METHOD');
+    await client.close();
+  });
+});
+
+test('the socket is 0600 even under a permissive umask, and the umask is restored', async () => {
+  const before = process.umask(0o000);
+  try {
+    await withServer(echo, (_server, path) => {
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      return Promise.resolve();
+    });
+  } finally {
+    assert.equal(process.umask(before), 0o000, 'serveProtocol restores the umask it found');
+  }
+});
+
+test('a stale socket file is replaced; a live socket and a regular file are refused', async () => {
+  const stale = socketPath();
+  makeStaleSocket(stale);
+  await withServer(echo, async () => {
+    const replaced = await serveProtocol(stale, echo);
+    const client = await connectProtocol(stale, { timeoutMs: TIMEOUT_MS });
+    assert.deepEqual(await client.request('echo', { ok: 1 }), { ok: 1 });
+
+    // Negative control: the same path, now live, is refused and keeps serving.
+    await rejectsWithCode(serveProtocol(stale, echo), 'PROTOCOL_ADDRESS_IN_USE');
+    assert.deepEqual(await client.request('echo', { ok: 2 }), { ok: 2 });
+    await client.close();
+    await replaced.close();
+  });
+
+  const regular = socketPath();
+  writeFileSync(regular, 'not a socket');
+  const error = await rejectsWithCode(serveProtocol(regular, echo), 'PROTOCOL_ADDRESS_IN_USE');
+  assert.match(error.message, /not a socket/);
+  assert.equal(existsSync(regular), true, 'a regular file is never deleted');
+});
+
+test('connecting where nothing listens says the daemon is not running', async () => {
+  const missing = await rejectsWithCode(connectProtocol(socketPath(), { timeoutMs: TIMEOUT_MS }), 'DAEMON_NOT_RUNNING');
+  assert.match(missing.message, /not running.*ENOENT/);
+
+  const stale = socketPath();
+  makeStaleSocket(stale);
+  const refused = await rejectsWithCode(connectProtocol(stale, { timeoutMs: TIMEOUT_MS }), 'DAEMON_NOT_RUNNING');
+  assert.match(refused.message, /not running.*ECONNREFUSED/);
+});
+
+test('a request that outlives its timeout rejects with PROTOCOL_TIMEOUT; the connection stays usable', async () => {
+  const handlers: ProtocolHandlers = {
+    ...echo,
+    hang: (_params, { signal }) => new Promise((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true })),
+  };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const error = await rejectsWithCode(client.request('hang', {}, { timeoutMs: 50 }), 'PROTOCOL_TIMEOUT');
+    assert.match(error.message, /hang within 50 ms/);
+    assert.deepEqual(await client.request('echo', { after: 'timeout' }), { after: 'timeout' });
+    await client.close();
+  });
+});
+
+test('close() aborts running handlers and rejects the client\'s pending requests', async () => {
+  const started = defer<AbortSignal>();
+  const aborted = defer<unknown>();
+  const handlers: ProtocolHandlers = {
+    hang: (_params, { signal }) => {
+      started.resolve(signal);
+      return new Promise((_resolve, reject) =>
+        signal.addEventListener(
+          'abort',
+          () => {
+            aborted.resolve(signal.reason);
+            reject(signal.reason as Error);
+          },
+          { once: true },
+        ),
+      );
+    },
+  };
+  const path = socketPath();
+  const server = await serveProtocol(path, handlers);
+  const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+  const pending = client.request('hang');
+  const signal = await started.promise;
+  assert.equal(signal.aborted, false);
+
+  const rejected = rejectsWithCode(pending, 'PROTOCOL_CONNECTION_CLOSED');
+  await server.close();
+  assert.equal(signal.aborted, true, 'the handler\'s signal aborts');
+  assert.ok((await aborted.promise) instanceof ProtocolError);
+  const error = await rejected;
+  assert.match(error.message, /closed before it answered/);
+  await rejectsWithCode(client.request('hang'), 'PROTOCOL_CONNECTION_CLOSED');
+  assert.equal(existsSync(path), false);
+  await client.close();
+});
+
+test('a client that disconnects aborts its own running handlers', async () => {
+  const started = defer<AbortSignal>();
+  const handlers: ProtocolHandlers = {
+    hang: (_params, { signal }) => {
+      started.resolve(signal);
+      return new Promise((resolve) => signal.addEventListener('abort', () => resolve(null), { once: true }));
+    },
+  };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const pending = client.request('hang');
+    const signal = await started.promise;
+    const aborts = once(signal, 'abort');
+    const rejected = rejectsWithCode(pending, 'PROTOCOL_CONNECTION_CLOSED');
+    await client.close();
+    await rejected;
+    await aborts;
+    assert.equal(signal.aborted, true);
+  });
+});
