@@ -19,6 +19,8 @@ export interface LifecycleListener {
   detached(process: ManagedProcess): void;
   finished(process: ManagedProcess, status: FinalStatus): void;
   warning(process: ManagedProcess, message: string, cause: unknown): void;
+  /** A stop signalled the tree (and SIGKILLed it when `forced`). */
+  stopped(process: ManagedProcess, signal: SignalName, forced: boolean): void;
 }
 
 /**
@@ -232,12 +234,9 @@ export class ManagedProcess {
     await this.#spawnSettled;
     if (this.#final) return { alreadyGone: true, forced: false, status: this.#final };
     const outcome = await stopTree(this.containment, plan);
+    if (!outcome.alreadyGone) this.listener.stopped(this, plan.signal, outcome.forced);
     const status = await this.#finished;
     return { alreadyGone: outcome.alreadyGone, forced: outcome.forced, status };
-  }
-
-  get isFinal(): boolean {
-    return this.#final !== undefined;
   }
 
   get stopPlan(): StopPlan {

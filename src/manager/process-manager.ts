@@ -165,6 +165,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
       detached: (p) => this.emit('detached', this.#handleOf(p)),
       finished: (p, status) => this.#onFinished(p, status),
       warning: (_p, message, cause) => this.emit('warning', { message, cause }),
+      stopped: (p, signal, forced) => this.#keeper.logStop(p.id, signal, forced),
     });
     const handle = new ProcessHandle(this, managed);
     this.#processes.set(id, managed);
@@ -249,7 +250,8 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
 
   /** Every handle whose tree is not final yet. */
   list(): ProcessHandle[] {
-    return [...this.#processes.values()].filter((p) => !p.isFinal).map((p) => this.#handleOf(p));
+    // A tree leaves #processes the moment it is final.
+    return [...this.#processes.values()].map((p) => this.#handleOf(p));
   }
 
   /** Sends a signal to every member of the tree without stopping it; false when nothing was left to signal. */

@@ -152,6 +152,11 @@ export class Safekeeping {
     this.#completions.delete(id);
   }
 
+  logStop(id: string, signal: string, forced: boolean): void {
+    this.#log?.append({ event: 'signal', handle: id, pid: null, reason: `stop: ${signal} to every member` });
+    if (forced) this.#log?.append({ event: 'kill', handle: id, pid: null, reason: 'stop: SIGKILL after the grace period' });
+  }
+
   /** The tree is gone: forget it everywhere. */
   forget(id: string, reason: string): void {
     this.#cancelCompletion(id);

@@ -1,6 +1,8 @@
 import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
+import { systemProcessTable } from './proc-table.js';
+import { sendSignal } from './signal.js';
 
 /** Where the cgroup v2 hierarchy is mounted and where this process sits in it. */
 export interface Cgroup2Location {
@@ -93,13 +95,8 @@ export function killCgroup(dir: string, forceFallback = false): boolean {
   const canFreeze = existsSync(freeze);
   if (canFreeze) writeFileSync(freeze, '1');
   try {
-    for (const pid of readCgroupMembers(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch (error) {
-        if (errnoOf(error) !== 'ESRCH') throw error;
-      }
-    }
+    // Through the one signalling function: a frozen member cannot exit, so its listed pid stays its own.
+    sendSignal(systemProcessTable(), { kind: 'cgroup', dir, pids: readCgroupMembers(dir) }, 'SIGKILL');
   } finally {
     if (canFreeze) writeFileSync(freeze, '0');
   }

@@ -12,7 +12,7 @@ import { locateCgroup2 } from '../../src/platform/cgroup.js';
 import { systemProcessTable } from '../../src/platform/proc-table.js';
 import { cleanupByMarker, RUN_VARIABLE } from '../helpers/cleanup.js';
 import { findMarked, isStillAlive } from '../helpers/proc-scan.js';
-import { deadIdentity, fabricateRecord, makeStateDir, procIdentity, recordPath, removeStateDirs, SLEEP, startStranger } from '../helpers/state.js';
+import { deadIdentity, fabricateRecord, lifecycleLines, makeStateDir, procIdentity, recordPath, removeStateDirs, SLEEP, startStranger } from '../helpers/state.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const RUN = `races-${process.pid}`;
@@ -214,4 +214,20 @@ test('manager options of the wrong type are refused with SPEC_OPTION_INVALID nam
       return true;
     });
   }
+});
+
+test('the lifecycle log records the stop signal, and the SIGKILL when the grace period ran out', async () => {
+  const stateDir = makeStateDir('stop-log');
+  const m = await ProcessManager.create({ handleSignals: false, stateDir });
+  const h = await m.start({ command: '/bin/sh', args: ['-c', `trap '' TERM; ${SLEEP} 1000`], env, strategy: 'pgroup', stopTimeoutMs: 200 });
+  await waitFor(() => findMarked({ value: h.id }).some((p) => p.comm === 'sleep') || undefined, { what: 'the tree to run' });
+  assert.equal((await h.stop()).forced, true);
+  await m.shutdown();
+  const events = lifecycleLines(stateDir)
+    .filter((l) => l.handle === h.id)
+    .map((l) => l.event);
+  assert.deepEqual(
+    events.filter((e) => e === 'signal' || e === 'kill'),
+    ['signal', 'kill'],
+  );
 });
