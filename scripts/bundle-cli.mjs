@@ -18,5 +18,7 @@ await build({
   outdir,
   chunkNames: '[name]-[hash]',
   logLevel: 'warning',
+  // Bundled CommonJS dependencies (yaml) call require() for Node built-ins.
+  banner: { js: "import { createRequire as __tendCreateRequire } from 'node:module'; const require = __tendCreateRequire(import.meta.url);" },
 });
 chmodSync(`${outdir}/tend.js`, 0o755);

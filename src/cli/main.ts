@@ -1,10 +1,21 @@
 #!/usr/bin/env node
-import { TendError } from '../core/errors.js';
+import { TendError, isUsageCode } from '../core/errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   exec: { summary: 'run one command in the foreground, contained; nothing it starts outlives it', load: () => import('./commands/exec.js') },
   detect: { summary: 'show which containment strategies this machine offers, and why not', load: () => import('./commands/detect.js') },
   recover: { summary: 'clean up process trees whose manager died (crash, SIGKILL, OOM)', load: () => import('./commands/recover.js') },
+  start: { summary: 'start a named service under the daemon', load: () => import('./commands/start.js') },
+  stop: { summary: 'stop services (their whole trees); they stay defined', load: () => import('./commands/stop.js') },
+  restart: { summary: 'stop a service and start it again', load: () => import('./commands/restart.js') },
+  delete: { summary: 'stop a service and forget it', load: () => import('./commands/delete.js') },
+  ps: { summary: 'list services: state, pid, uptime, restarts, CPU, memory, ports', load: () => import('./commands/ps.js') },
+  status: { summary: 'everything about one service', load: () => import('./commands/status.js') },
+  logs: { summary: 'print (and follow) a service\'s output', load: () => import('./commands/logs.js') },
+  up: { summary: 'run a tend.yaml stack, in the foreground or (-d) under the daemon', load: () => import('./commands/up.js') },
+  limit: { summary: 'show or change how many services may run at once', load: () => import('./commands/limit.js') },
+  'kill-all': { summary: 'kill every service now and report what was killed', load: () => import('./commands/kill-all.js') },
+  daemon: { summary: 'start, stop or inspect the daemon that keeps services running', load: () => import('./commands/daemon.js') },
 };
 
 function mainHelp(): string {
@@ -46,6 +57,10 @@ main(process.argv.slice(2)).then(
     if (error instanceof TendError) {
       process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${error.message}\n`);
       process.exitCode = error.isUsageError ? 2 : 1;
+    } else if (error instanceof Error && error.name === 'ProtocolError' && 'code' in error && typeof error.code === 'string') {
+      // An error the daemon answered with: its code is one of tend's.
+      process.stderr.write(`tend: ${error.code}: ${error.message}\n`);
+      process.exitCode = isUsageCode(error.code) ? 2 : 1;
     } else {
       process.stderr.write(`tend: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exitCode = 1;

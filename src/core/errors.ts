@@ -100,12 +100,35 @@ const catalog = {
     `Refusing the state directory ${JSON.stringify(d.dir)}: ${str(d.reason)}. Its records decide which processes tend kills, so no one else may write there. ${str(d.fix)}`,
   PLUGIN_INVALID: (d: Details) =>
     `Plugin ${describeValue(d.name)} is invalid: ${str(d.reason)}. A plugin needs name (string), priority (number), isApplicable(spec) and enhance(spec).`,
+  SERVICE_UNKNOWN: (d: Details) =>
+    `No service is named ${JSON.stringify(d.name)}.${d.suggestion ? ` Did you mean ${JSON.stringify(d.suggestion)}?` : ''} ${d.known ? `Known: ${str(d.known)}.` : 'None is defined yet.'} Define it with \`tend start ${str(d.name)} -- CMD [ARGS...]\` or in tend.yaml.`,
+  SERVICE_RUNNING: (d: Details) =>
+    `Service ${JSON.stringify(d.name)} is running with another definition (${str(d.running)}). Stop it first (\`tend stop ${str(d.name)}\`), or use \`tend restart ${str(d.name)}\` to restart it as it is.`,
+  SERVICE_NOT_READY: (d: Details) =>
+    `Service ${JSON.stringify(d.name)} did not get ready: ${str(d.reason)}. It was stopped; see \`tend logs ${str(d.name)}\`.`,
+  SERVICE_START_FAILED: (d: Details) =>
+    `Service ${JSON.stringify(d.name)} could not be started: ${str(d.reason)}.`,
+  DEPENDENCY_FAILED: (d: Details) =>
+    `Service ${JSON.stringify(d.name)} was not started: it depends on ${JSON.stringify(d.dependency)}, which is ${str(d.state)}${d.reason ? ` (${str(d.reason)})` : ''}. Fix and start ${JSON.stringify(d.dependency)} first.`,
+  PORT_IN_USE: (d: Details) =>
+    `Service ${JSON.stringify(d.name)} declares port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`,
+  DAEMON_NOT_RUNNING: (d: Details) =>
+    `The tend daemon for ${JSON.stringify(d.stateDir)} is not running. Start it with \`tend daemon start\` (commands that need it start it themselves).`,
+  DAEMON_START_FAILED: (d: Details) =>
+    `Could not start the tend daemon for ${JSON.stringify(d.stateDir)}: ${str(d.reason)}.${d.log ? ` Its log is ${JSON.stringify(d.log)}.` : ''}`,
+  DAEMON_UNREACHABLE: (d: Details) =>
+    `The tend daemon for ${JSON.stringify(d.stateDir)} did not answer: ${str(d.reason)}. If it is hung, \`tend daemon stop --force\` kills it (its services are stopped too).`,
   CLI_USAGE: (d: Details) => `${str(d.message)}${d.hint ? `\n${str(d.hint)}` : ''}`,
 } as const satisfies Record<string, (d: Details) => string>;
 
 export type ErrorCode = keyof typeof catalog;
 
 export const errorCodes = Object.keys(catalog) as ErrorCode[];
+
+/** Codes that mean the request itself was wrong (CLI exit 2), not that carrying it out failed (exit 1). */
+export function isUsageCode(code: string): boolean {
+  return code.startsWith('SPEC_') || code === 'CLI_USAGE' || code === 'STRATEGY_UNAVAILABLE' || code === 'CONFIG_INVALID';
+}
 
 /** Every error tend throws on purpose: a stable code, a message, the details that filled it. */
 export class TendError extends Error {
@@ -121,7 +144,7 @@ export class TendError extends Error {
 
   /** Whether this error is the caller's fault (bad input): the CLI exits 2 for these. */
   get isUsageError(): boolean {
-    return this.code.startsWith('SPEC_') || this.code === 'CLI_USAGE' || this.code === 'STRATEGY_UNAVAILABLE' || this.code === 'CONFIG_INVALID';
+    return isUsageCode(this.code);
   }
 
   toJSON(): { code: ErrorCode; message: string } {

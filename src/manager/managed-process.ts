@@ -195,6 +195,11 @@ export class ManagedProcess {
     };
   }
 
+  /** Live members of the tree (host pids, tend's wrappers excluded); none once it has ended. */
+  members(): number[] {
+    return this.#final ? [] : this.containment.members();
+  }
+
   /** A stopped or traced process (T) cannot act on anything, and one in uninterruptible sleep (D) is stuck in the kernel. */
   #isUnresponsive(pid: number): boolean {
     const state = this.table.read(pid)?.state;

@@ -62,6 +62,11 @@ export class ProcessHandle {
     return this.managed.stdin;
   }
 
+  /** Live members of the tree now (host pids, tend's own wrappers excluded); empty once it has ended. */
+  members(): number[] {
+    return this.managed.members();
+  }
+
   status(): ProcessStatus {
     return this.#manager.status(this);
   }

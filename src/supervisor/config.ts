@@ -13,54 +13,9 @@ import { parseSignal, type SignalName } from '../core/signals.js';
 import { MARKER_VARIABLE, strategyNames, type StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
 
-export type RestartPolicy = 'never' | 'on-failure' | 'always';
-export const restartPolicies: readonly RestartPolicy[] = ['never', 'on-failure', 'always'];
+export * from './definition.js';
+import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from './definition.js';
 
-/** `restart_limit: { max, backoff, max_backoff }`: give up after `max` restarts; the delay doubles from `backoff` up to `max_backoff`. */
-export interface RestartLimit {
-  readonly maxRestarts: number;
-  readonly backoffMs: number;
-  readonly maxBackoffMs: number;
-}
-
-/** When a service counts as ready: a TCP port accepts, an HTTP URL answers, or a log line matches (a regex source). */
-export type ReadyCheck = ({ readonly tcp: number } | { readonly http: string } | { readonly log: string }) & { readonly timeoutMs: number };
-
-export interface ServiceConfig {
-  readonly name: string;
-  readonly command: string;
-  readonly args: readonly string[];
-  /** Absolute; relative paths are resolved against the config file's directory. */
-  readonly cwd: string;
-  /** `env_file` entries first, then `env` (which wins). */
-  readonly env: Readonly<Record<string, string>>;
-  readonly inheritEnv: boolean | readonly string[];
-  /** Absolute path of the log file, if any. */
-  readonly log: string | undefined;
-  readonly restart: RestartPolicy;
-  readonly restartLimit: RestartLimit | undefined;
-  readonly ready: ReadyCheck | undefined;
-  readonly ports: readonly number[];
-  readonly dependsOn: readonly string[];
-  readonly stopSignal: SignalName;
-  readonly stopTimeoutMs: number;
-  readonly strategy: StrategyChoice;
-  /** Not counted against the supervisor's limit on concurrent services. */
-  readonly exemptFromLimit: boolean;
-}
-
-export interface StackConfig {
-  /** The path the config was read from, as given. */
-  readonly file: string;
-  /** Absolute directory of the config file: relative paths in it are resolved against this. */
-  readonly dir: string;
-  /** In the order the file declares them. */
-  readonly services: readonly ServiceConfig[];
-}
-
-export const DEFAULT_READY_TIMEOUT_MS = 30_000;
-export const DEFAULT_RESTART_BACKOFF_MS = 1000;
-export const DEFAULT_RESTART_MAX_BACKOFF_MS = 30_000;
 const MAX_DURATION_MS = 2_147_483_647;
 const SERVICE_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
@@ -82,7 +37,10 @@ const serviceFields = [
   'stop_timeout',
   'strategy',
   'limit_exempt',
+  'unresponsive',
 ] as const;
+const unresponsiveFields = ['cpu_window', 'probe_interval', 'probe_failures', 'restart'] as const;
+export const DEFAULT_PROBE_FAILURES = 3;
 const restartLimitFields = ['max', 'backoff', 'max_backoff'] as const;
 const readyFields = ['tcp', 'http', 'log', 'timeout'] as const;
 
@@ -255,6 +213,38 @@ class ConfigReader {
       stopTimeoutMs: this.optional(field('stop_timeout'), (e) => this.readDuration(e.value, e.keyLine, `${path}.stop_timeout`)) ?? DEFAULT_STOP_TIMEOUT_MS,
       strategy: this.optional(field('strategy'), (e) => this.readStrategy(e, `${path}.strategy`)) ?? 'auto',
       exemptFromLimit: this.optional(field('limit_exempt'), (e) => this.readBoolean(e, `${path}.limit_exempt`)) ?? false,
+      unresponsive: this.optional(field('unresponsive'), (e) => this.readUnresponsive(e, `${path}.unresponsive`, field('ready') !== undefined)),
+    };
+  }
+
+  private readUnresponsive(entry: Entry, path: string, hasReady: boolean): UnresponsiveConfig {
+    const node = entry.value;
+    const example = 'Write e.g. `unresponsive: { cpu_window: 30s, probe_interval: 10s, probe_failures: 3, restart: true }`.';
+    if (!isMap(node)) throw this.fail(node, entry.keyLine, path, `expected a mapping, got ${describe(node)}`, example);
+    const fields = this.entries(node, path, unresponsiveFields);
+    const cpu = fields.get('cpu_window');
+    const interval = fields.get('probe_interval');
+    const failures = fields.get('probe_failures');
+    const restart = fields.get('restart');
+    if (cpu === undefined && interval === undefined) {
+      throw configError(this.file, entry.keyLine, path, 'neither `cpu_window` nor `probe_interval` is given, so nothing could ever make the service unresponsive', example);
+    }
+    if (interval !== undefined && !hasReady) {
+      throw this.fail(interval.value, interval.keyLine, `${path}.probe_interval`, 're-running the readiness check needs a `ready:` check, and the service has none', 'Add `ready:` to the service, or remove `probe_interval`.');
+    }
+    let probeFailures = DEFAULT_PROBE_FAILURES;
+    if (failures !== undefined) {
+      const value = isScalar(failures.value) ? failures.value.value : undefined;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+        throw this.fail(failures.value, failures.keyLine, `${path}.probe_failures`, `expected a whole number of failures, at least 1, got ${describe(failures.value)}`, 'Write e.g. `probe_failures: 3`.');
+      }
+      probeFailures = value;
+    }
+    return {
+      cpuWindowMs: cpu === undefined ? undefined : this.readDuration(cpu.value, cpu.keyLine, `${path}.cpu_window`),
+      probeIntervalMs: interval === undefined ? undefined : this.readDuration(interval.value, interval.keyLine, `${path}.probe_interval`),
+      probeFailures,
+      restart: restart === undefined ? false : this.readBoolean(restart, `${path}.restart`),
     };
   }
 

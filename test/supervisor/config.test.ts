@@ -41,6 +41,7 @@ test('a stack file using every field parses to the exact services', async () => 
         stopTimeoutMs: 10_000,
         strategy: 'pgroup',
         exemptFromLimit: true,
+      unresponsive: undefined,
       },
       {
         name: 'web',
@@ -59,6 +60,7 @@ test('a stack file using every field parses to the exact services', async () => 
         stopTimeoutMs: 2500,
         strategy: 'auto',
         exemptFromLimit: false,
+      unresponsive: undefined,
       },
       {
         name: 'worker',
@@ -77,6 +79,7 @@ test('a stack file using every field parses to the exact services', async () => 
         stopTimeoutMs: 5000,
         strategy: 'auto',
         exemptFromLimit: false,
+      unresponsive: undefined,
       },
     ],
   };

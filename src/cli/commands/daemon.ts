@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { TendError } from '../../core/errors.js';
+import { packageRoot } from '../../platform/package-root.js';
+import { systemProcessTable } from '../../platform/proc-table.js';
+import { sendSignal } from '../../platform/signal.js';
+import { matchesIdentity } from '../../platform/identity.js';
+import { connectDaemon, runningDaemon } from '../../supervisor/client.js';
+import { daemonPaths, runDaemon } from '../../supervisor/daemon.js';
+import { parseArgs, usageError } from '../args.js';
+import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
+import { formatBytes, formatDuration } from '../format.js';
+
+export const help = `Usage: tend daemon start|stop|status|run [options]
+
+The daemon keeps named services running. There is one per state directory
+($TEND_HOME, else $XDG_STATE_HOME/tend, else ~/.local/state/tend); commands
+such as \`tend start\` start it when it is not running.
+
+  start    start the daemon in the background (nothing happens if it runs)
+  stop     stop every service, then the daemon; the services stay defined,
+           as stopped. --force kills a daemon that does not answer (SIGKILL:
+           its reaper kills every service tree)
+  status   whether it runs: pid, uptime, services, memory (exit 1 if not)
+  run      run the daemon in the foreground (for systemd and the like);
+           SIGTERM stops the services but keeps them wanted, so the next
+           daemon starts them again
+
+If the daemon is killed, nothing it started keeps running, and the next
+daemon starts again the services that were running.
+
+Options:
+      --json    print one JSON document
+      --force   with stop: SIGKILL the daemon if it does not stop within 10 s
+  -h, --help    show this help`;
+
+const STOP_WAIT_MS = 10_000;
+
+function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+async function waitGone(pid: number, startTime: number, bootId: string, ms: number): Promise<boolean> {
+  const table = systemProcessTable();
+  const deadline = Date.now() + ms;
+  for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 100)) {
+    if (!matchesIdentity(table, { pid, startTime, bootId }, table.read(pid))) return true;
+    await delay(wait);
+  }
+  return false;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseArgs(
+    argv,
+    [
+      { name: 'json', kind: 'boolean' },
+      { name: 'force', kind: 'boolean' },
+      { name: 'help', kind: 'boolean', short: 'h' },
+    ],
+    'daemon',
+  );
+  if (parsed.flags.help) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  const [action, extra] = parsed.positionals;
+  if (extra !== undefined || parsed.rest) throw usageError(`tend daemon: unexpected argument ${JSON.stringify(extra ?? '--')}`);
+  const json = parsed.flags.json === true;
+  const dir = stateDir();
+  switch (action) {
+    case 'run': {
+      process.title = 'tend daemon';
+      return runDaemon({ stateDir: dir, version: version(), log: (line) => process.stdout.write(`${line}\n`) });
+    }
+    case 'start': {
+      const { client, spawnedPid } = await connectDaemon({ stateDir: dir, start: true });
+      try {
+        const info = (await client.request('ping', {}, { timeoutMs: 10_000 })) as { pid: number };
+        const started = info.pid === spawnedPid;
+        if (json) printJson({ running: true, started, ...info });
+        else process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})\n`);
+        return 0;
+      } finally {
+        await client.close();
+      }
+    }
+    case 'status': {
+      const info = (await queryDaemonIfRunning('ping')) as { pid: number; uptimeMs: number; services: number; rssBytes: number; socket: string; version: string } | undefined;
+      if (json) printJson(info ? { running: true, ...info } : { running: false, stateDir: dir });
+      else if (info) {
+        process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptimeMs)}, ${info.services} service(s), ${formatBytes(info.rssBytes)} resident, socket ${info.socket}\n`);
+      } else process.stdout.write(`tend daemon not running (${dir})\n`);
+      return info ? 0 : 1;
+    }
+    case 'stop': {
+      const table = systemProcessTable();
+      const recorded = runningDaemon(dir, table);
+      let answered: { pid: number; stopping: number } | undefined;
+      try {
+        answered = (await queryDaemonIfRunning('shutdown')) as typeof answered;
+      } catch (error) {
+        if (!parsed.flags.force || !recorded) throw error;
+      }
+      const target = recorded && (answered === undefined || answered.pid === recorded.pid) ? recorded : undefined;
+      if (!answered && !target) {
+        if (json) printJson({ running: false, stopped: false, stateDir: dir });
+        else process.stdout.write(`tend daemon not running (${dir})\n`);
+        return 0;
+      }
+      let killed = false;
+      if (target && !(await waitGone(target.pid, target.startTime, target.bootId, STOP_WAIT_MS))) {
+        if (!parsed.flags.force) {
+          throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} did not exit within ${STOP_WAIT_MS / 1000} s of being asked to stop` });
+        }
+        sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');
+        killed = await waitGone(target.pid, target.startTime, target.bootId, STOP_WAIT_MS);
+      }
+      const pid = answered?.pid ?? target?.pid;
+      if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, log: daemonPaths(dir).log });
+      else process.stdout.write(`stopped tend daemon, pid ${pid}${killed ? ' (killed with SIGKILL)' : ''}\n`);
+      return 0;
+    }
+    case undefined:
+      throw usageError('tend daemon: say what to do: start, stop, status or run', 'Run `tend daemon --help` for details.');
+    default:
+      throw usageError(`tend daemon: unknown action ${JSON.stringify(action)}`, 'Use start, stop, status or run.');
+  }
+}

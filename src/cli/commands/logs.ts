@@ -1,0 +1,127 @@
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { TendError, errnoOf } from '../../core/errors.js';
+import { daemonPaths } from '../../supervisor/daemon.js';
+import { tailLines } from '../../supervisor/rotating-log.js';
+import type { ServiceInfo } from '../../supervisor/service-info.js';
+import { parseArgs, usageError } from '../args.js';
+import { queryDaemonIfRunning, stateDir } from '../daemon-client.js';
+import { checkName } from './start.js';
+
+export const help = `Usage: tend logs NAME [-n N] [-f]
+
+Prints the last lines of a service's output (stdout and stderr, as written),
+reading on into its rotated files when needed. Works while the daemon is
+down too.
+
+Options:
+  -n, --lines N   how many lines (default 50; 0 prints none, for -f)
+  -f, --follow    keep printing new output until Ctrl-C, across rotations
+  -h, --help      show this help`;
+
+const FOLLOW_POLL_MS = 200;
+
+/** The log file: from the daemon when it runs, else from the stored definition, else the default place. */
+async function logPathOf(name: string): Promise<string> {
+  const dir = stateDir();
+  try {
+    const info = (await queryDaemonIfRunning('info', { name })) as ServiceInfo | undefined;
+    if (info) {
+      if (info.log === null) throw usageError(`tend logs: ${name} has no log file`);
+      return info.log;
+    }
+  } catch (error) {
+    // Unknown to the daemon: it may have been deleted; its log files stay.
+    if (!(error instanceof Error && 'code' in error && error.code === 'SERVICE_UNKNOWN')) throw error;
+  }
+  try {
+    const stored = JSON.parse(readFileSync(join(daemonPaths(dir).services, `${name}.json`), 'utf8')) as { definition?: { log?: unknown } };
+    if (typeof stored.definition?.log === 'string') return stored.definition.log;
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT' && !(error instanceof SyntaxError)) throw error;
+  }
+  const path = join(daemonPaths(dir).logs, `${name}.log`);
+  try {
+    statSync(path);
+  } catch {
+    throw new TendError('SERVICE_UNKNOWN', { name, known: undefined });
+  }
+  return path;
+}
+
+async function follow(path: string, stop: AbortSignal): Promise<void> {
+  let fd: number | undefined;
+  let ino = -1;
+  let offset = 0;
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  const open = (fromEnd: boolean): void => {
+    try {
+      const next = openSync(path, 'r');
+      const stat = fstatSync(next);
+      if (fd !== undefined) closeSync(fd);
+      fd = next;
+      ino = stat.ino;
+      offset = fromEnd ? stat.size : 0;
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+    }
+  };
+  open(true);
+  while (!stop.aborted) {
+    if (fd !== undefined) {
+      for (;;) {
+        const n = readSync(fd, buffer, 0, buffer.length, offset);
+        if (n === 0) break;
+        offset += n;
+        process.stdout.write(Buffer.from(buffer.subarray(0, n)));
+      }
+    }
+    let current: { ino: number; size: number } | undefined;
+    try {
+      current = statSync(path);
+    } catch {
+      current = undefined;
+    }
+    // Rotated (a new file at the path) or truncated: read the new file from its start.
+    if (current !== undefined && (current.ino !== ino || current.size < offset)) open(false);
+    await delay(FOLLOW_POLL_MS, undefined, { signal: stop }).catch(() => undefined);
+  }
+  if (fd !== undefined) closeSync(fd);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseArgs(
+    argv,
+    [
+      { name: 'lines', kind: 'string', short: 'n' },
+      { name: 'follow', kind: 'boolean', short: 'f' },
+      { name: 'help', kind: 'boolean', short: 'h' },
+    ],
+    'logs',
+  );
+  if (parsed.flags.help) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  const [rawName, extra] = parsed.positionals;
+  const name = checkName(rawName, 'logs');
+  if (extra !== undefined || parsed.rest) throw usageError(`tend logs: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
+  const linesText = (parsed.flags.lines as string | undefined) ?? '50';
+  if (!/^\d+$/.test(linesText)) throw usageError(`tend logs: invalid --lines ${JSON.stringify(linesText)}: expected a whole number`);
+  const path = await logPathOf(name);
+  const lines = tailLines(path, Number(linesText));
+  if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+  if (!parsed.flags.follow) return 0;
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await follow(path, abort.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}

@@ -1,0 +1,44 @@
+import type { LimiterStatus } from '../../supervisor/limiter.js';
+import type { ServiceInfo } from '../../supervisor/service-info.js';
+import { parseArgs, usageError } from '../args.js';
+import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
+import { servicesTable, useColour } from '../format.js';
+
+export const help = `Usage: tend ps [--json]
+
+Lists the daemon's services: name, state, pid, uptime, restarts, CPU (of the
+whole tree, since the last look), memory (resident, whole tree) and ports.
+Does not start the daemon: with none running, no service runs.
+
+States: queued (waiting under the limit), starting (not ready yet), running,
+backoff (waiting to restart), stopping, stopped, exited (ended; its policy
+does not restart it), failed (see \`tend status NAME\` for why).
+
+Options:
+      --json   print one JSON document: { daemon, services: [...], limit }
+  -h, --help   show this help`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseArgs(
+    argv,
+    [
+      { name: 'json', kind: 'boolean' },
+      { name: 'help', kind: 'boolean', short: 'h' },
+    ],
+    'ps',
+  );
+  if (parsed.flags.help) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend ps: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
+  const result = (await queryDaemonIfRunning('ps')) as { services: ServiceInfo[]; limit: LimiterStatus } | undefined;
+  if (parsed.flags.json) {
+    printJson({ daemon: result !== undefined, stateDir: stateDir(), services: result?.services ?? [], limit: result?.limit ?? null });
+    return 0;
+  }
+  if (!result) process.stdout.write('the tend daemon is not running: no services run (`tend start` starts it)\n');
+  else if (result.services.length === 0) process.stdout.write('no services defined (define one with `tend start NAME -- CMD`)\n');
+  else process.stdout.write(`${servicesTable(result.services, useColour(process.stdout))}\n`);
+  return 0;
+}

@@ -1,0 +1,95 @@
+/**
+ * Reaching the daemon: connect to its socket, starting it first when asked
+ * and none runs. Several clients may race to start it; the kernel-held lock
+ * lets one daemon win and the rest exit, and every client then connects to
+ * the winner.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { TendError, errnoOf } from '../core/errors.js';
+import { matchesIdentity } from '../platform/identity.js';
+import { packageRoot } from '../platform/package-root.js';
+import type { ProcessTable } from '../platform/proc-table.js';
+import { ensureStateDir } from '../registry/state-dir.js';
+import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon.js';
+import { connectProtocol, ProtocolError, type ProtocolClient } from './protocol.js';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const DAEMON_START_TIMEOUT_MS = 15_000;
+
+export interface ConnectDaemonOptions {
+  readonly stateDir: string;
+  /** Start the daemon when none runs (default false: DAEMON_NOT_RUNNING). */
+  readonly start?: boolean;
+  /** The environment the daemon is started with. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface DaemonConnection {
+  readonly client: ProtocolClient;
+  /** The pid of the daemon this call spawned, if it had to (a racing client's daemon may be the one that won). */
+  readonly spawnedPid: number | undefined;
+}
+
+async function tryConnect(socket: string): Promise<ProtocolClient | undefined> {
+  try {
+    return await connectProtocol(socket, { timeoutMs: CONNECT_TIMEOUT_MS });
+  } catch (error) {
+    if (error instanceof ProtocolError && error.code === 'DAEMON_NOT_RUNNING') return undefined;
+    throw error;
+  }
+}
+
+export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonConnection> {
+  const paths = daemonPaths(options.stateDir);
+  const existing = await tryConnect(paths.socket);
+  if (existing) return { client: existing, spawnedPid: undefined };
+  if (!options.start) throw new TendError('DAEMON_NOT_RUNNING', { stateDir: options.stateDir });
+  ensureStateDir(options.stateDir);
+
+  const out = openSync(paths.log, 'a', 0o600);
+  let exit: { code: number | null; signal: string | null } | undefined;
+  let spawnedPid: number | undefined;
+  try {
+    const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...(options.env ?? process.env), TEND_HOME: options.stateDir },
+      cwd: '/',
+    });
+    child.on('exit', (code, signal) => (exit = { code, signal }));
+    child.on('error', (error) => (exit = { code: null, signal: error.message }));
+    child.unref();
+    spawnedPid = child.pid;
+  } finally {
+    closeSync(out);
+  }
+
+  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const client = await tryConnect(paths.socket);
+    if (client) return { client, spawnedPid };
+    // A daemon that lost the race to another exits with EXIT_ALREADY_RUNNING: keep waiting for the winner.
+    if (exit !== undefined && exit.code !== EXIT_ALREADY_RUNNING) {
+      throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason: `it exited (${exit.code === null ? exit.signal : `code ${exit.code}`}) before it listened`, log: paths.log });
+    }
+    if (Date.now() > deadline) {
+      throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason: `it did not listen on ${paths.socket} within ${DAEMON_START_TIMEOUT_MS / 1000} s`, log: paths.log });
+    }
+    await delay(wait);
+  }
+}
+
+/** The daemon's recorded identity, if the process it names is alive and is that daemon. */
+export function runningDaemon(stateDir: string, table: ProcessTable): DaemonInfo | undefined {
+  let info: DaemonInfo;
+  try {
+    info = JSON.parse(readFileSync(daemonPaths(stateDir).info, 'utf8')) as DaemonInfo;
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT' || error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+  return matchesIdentity(table, info, table.read(info.pid)) ? info : undefined;
+}

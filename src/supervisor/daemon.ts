@@ -1,0 +1,245 @@
+/**
+ * The daemon: one per state directory, holding the Supervisor and serving it
+ * on `<state>/daemon.sock` (0600). It runs with a reaper like every
+ * ProcessManager, so its SIGKILL leaves nothing running; the next daemon's
+ * manager recovers the records of the old trees, and the daemon starts again
+ * every service that should be running.
+ *
+ * One per state directory is enforced by a kernel-held lock (an abstract
+ * socket named after the directory), which dies with its holder.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { TendError, errnoOf } from '../core/errors.js';
+import { ProcessManager } from '../manager/process-manager.js';
+import { tryInstanceLock } from '../platform/instance-lock.js';
+import { systemProcessTable } from '../platform/proc-table.js';
+import { writeFileAtomicSync } from '../registry/atomic-file.js';
+import { selfIdentity } from '../registry/manager-file.js';
+import { ensureStateDir } from '../registry/state-dir.js';
+import type { ServiceConfig } from './definition.js';
+import { serveProtocol, type ProtocolHandlers } from './protocol.js';
+import { checkDefinition, ServiceStore } from './service-store.js';
+import type { ServiceInfo } from './service-info.js';
+import { Supervisor, type StartOptions } from './supervisor.js';
+
+export interface DaemonPaths {
+  readonly stateDir: string;
+  readonly socket: string;
+  /** The daemon's identity and socket, for `tend daemon status/stop --force`. */
+  readonly info: string;
+  /** The daemon's own output. */
+  readonly log: string;
+  /** Settings changed at runtime (the limit). */
+  readonly settings: string;
+  readonly services: string;
+  readonly logs: string;
+  readonly run: string;
+}
+
+export function daemonPaths(stateDir: string): DaemonPaths {
+  return {
+    stateDir,
+    socket: join(stateDir, 'daemon.sock'),
+    info: join(stateDir, 'daemon.json'),
+    log: join(stateDir, 'daemon.log'),
+    settings: join(stateDir, 'settings.json'),
+    services: join(stateDir, 'services'),
+    logs: join(stateDir, 'logs'),
+    run: join(stateDir, 'run'),
+  };
+}
+
+/** What `<state>/daemon.json` holds. */
+export interface DaemonInfo {
+  readonly pid: number;
+  readonly startTime: number;
+  readonly bootId: string;
+  readonly startedAt: string;
+  readonly socket: string;
+  readonly version: string;
+}
+
+/** The daemon exits with this when another daemon already serves the state directory. */
+export const EXIT_ALREADY_RUNNING = 3;
+
+/** How many services may run at once until `tend limit N` says otherwise. */
+export const DAEMON_DEFAULT_LIMIT = 16;
+
+/** The longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+interface Settings {
+  readonly maxConcurrent: number;
+}
+
+function readSettings(path: string): Settings {
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as { maxConcurrent?: unknown };
+    if (typeof value.maxConcurrent === 'number' && Number.isSafeInteger(value.maxConcurrent) && value.maxConcurrent > 0) return { maxConcurrent: value.maxConcurrent };
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') process.stderr.write(`tend daemon: ignoring unreadable settings ${path}: ${(error as Error).message}\n`);
+  }
+  return { maxConcurrent: DAEMON_DEFAULT_LIMIT };
+}
+
+// ---------------------------------------------------------------------------
+// Request parameters: the socket is the user's own (0600), but a client of
+// another version must get a clear refusal, not a half-applied request.
+
+type Params = Record<string, unknown>;
+
+function paramsOf(value: unknown): Params {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Params) : {};
+}
+
+function nameParam(params: Params): string {
+  if (typeof params.name !== 'string') throw new TendError('SPEC_OPTION_INVALID', { field: 'name', expected: 'a service name', value: params.name });
+  return params.name;
+}
+
+function timeoutParam(params: Params): number | undefined {
+  const value = params.timeoutMs;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new TendError('SPEC_OPTION_INVALID', { field: 'timeoutMs', expected: 'milliseconds', value });
+  return value;
+}
+
+function startOptions(params: Params): StartOptions {
+  return { queue: params.queue !== false, freePort: params.freePort === true, force: params.force === true };
+}
+
+export interface DaemonOptions {
+  readonly stateDir: string;
+  readonly version: string;
+  /** Where progress lines go (the daemon's log). */
+  readonly log: (line: string) => void;
+}
+
+/** Runs the daemon until it is told to stop (request or signal); resolves with its exit code. */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  const stateDir = ensureStateDir(options.stateDir);
+  const paths = daemonPaths(stateDir);
+  if (Buffer.byteLength(paths.socket) > MAX_SOCKET_PATH) {
+    throw new TendError('DAEMON_START_FAILED', { stateDir, reason: `its socket path ${paths.socket} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows; point TEND_HOME at a shorter path` });
+  }
+  const lock = await tryInstanceLock(realpathSync(stateDir));
+  if (!lock) {
+    options.log(`another daemon already serves ${stateDir}`);
+    return EXIT_ALREADY_RUNNING;
+  }
+  const say = (line: string): void => options.log(`${new Date().toISOString()} ${line}`);
+  const table = systemProcessTable();
+  const manager = await ProcessManager.create({ stateDir, handleSignals: false });
+  manager.on('warning', (w) => say(`warning: ${w.message}`));
+  const recovered = manager.recovery;
+  if (recovered && recovered.trees.length > 0) say(`recovered ${recovered.trees.length} tree(s) left by a previous daemon`);
+
+  const settings = readSettings(paths.settings);
+  const store = new ServiceStore(paths.services, (m) => say(`warning: ${m}`));
+  const supervisor = new Supervisor({
+    manager,
+    table,
+    store,
+    logDir: paths.logs,
+    runDir: paths.run,
+    maxConcurrent: settings.maxConcurrent,
+    warn: (m) => say(`warning: ${m}`),
+  });
+  supervisor.on('state', (name, state) => say(`${name}: ${state}`));
+  for (const stored of store.load()) supervisor.define(stored.definition, stored.wanted);
+
+  const startedAt = new Date();
+  let stopping: Promise<void> | undefined;
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+
+  const describe = (): Record<string, unknown> => ({
+    pid: process.pid,
+    version: options.version,
+    stateDir,
+    socket: paths.socket,
+    startedAt: startedAt.toISOString(),
+    uptimeMs: Date.now() - startedAt.getTime(),
+    services: supervisor.names().length,
+    rssBytes: process.memoryUsage.rss(),
+    reaperPid: manager.reaperPid ?? null,
+  });
+
+  const handlers: ProtocolHandlers = {
+    ping: () => Promise.resolve(describe()),
+    ps: () => Promise.resolve({ services: supervisor.list(), limit: supervisor.limitStatus() }),
+    info: (raw) => Promise.resolve(supervisor.info(nameParam(paramsOf(raw)))),
+    define: async (raw) => {
+      const params = paramsOf(raw);
+      const definition = checkDefinition(params.definition, 'definition');
+      supervisor.define(definition);
+      return params.start === false ? { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] } : supervisor.start(definition.name, startOptions(params));
+    },
+    start: (raw) => {
+      const params = paramsOf(raw);
+      return supervisor.start(nameParam(params), startOptions(params));
+    },
+    stop: async (raw) => {
+      const params = paramsOf(raw);
+      const names = params.all === true ? supervisor.names() : params.names;
+      if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new TendError('SPEC_OPTION_INVALID', { field: 'names', expected: 'an array of service names', value: names });
+      for (const name of names) supervisor.info(name); // SERVICE_UNKNOWN before anything is stopped
+      return { services: await supervisor.stop(names, { timeoutMs: timeoutParam(params) }) };
+    },
+    restart: (raw) => {
+      const params = paramsOf(raw);
+      return supervisor.restart(nameParam(params), { ...startOptions(params), timeoutMs: timeoutParam(params) });
+    },
+    delete: (raw) => {
+      const params = paramsOf(raw);
+      return supervisor.delete(nameParam(params), { timeoutMs: timeoutParam(params) });
+    },
+    up: async (raw) => {
+      const params = paramsOf(raw);
+      if (!Array.isArray(params.definitions)) throw new TendError('SPEC_OPTION_INVALID', { field: 'definitions', expected: 'an array of service definitions', value: params.definitions });
+      const definitions: ServiceConfig[] = params.definitions.map((d, i) => checkDefinition(d, `definitions[${i}]`));
+      for (const definition of definitions) supervisor.define(definition);
+      const options = startOptions(params);
+      const results = await Promise.allSettled(definitions.map((d) => supervisor.start(d.name, options)));
+      const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [{ name: (definitions[i] as ServiceConfig).name, code: (r.reason as { code?: string }).code ?? 'ERROR', message: (r.reason as Error).message }] : []));
+      const services: ServiceInfo[] = definitions.map((d) => supervisor.info(d.name));
+      return { services, errors };
+    },
+    limit: (raw) => {
+      const params = paramsOf(raw);
+      if (params.max === undefined || params.max === null) return Promise.resolve(supervisor.limitStatus());
+      const change = supervisor.setLimit(params.max as number);
+      writeFileAtomicSync(paths.settings, `${JSON.stringify({ maxConcurrent: change.new_limit })}\n`);
+      return Promise.resolve({ ...supervisor.limitStatus(), ...change });
+    },
+    killAll: () => supervisor.killAll(),
+    shutdown: () => {
+      const count = supervisor.list().filter((s) => s.pid !== null).length;
+      // Answer first: the connection is closed by the shutdown.
+      setImmediate(() => void shutdown(true, 'requested'));
+      return Promise.resolve({ pid: process.pid, stopping: count });
+    },
+  };
+
+  const server = await serveProtocol(paths.socket, handlers);
+  const self = selfIdentity(table);
+  const info: DaemonInfo = { ...self, startedAt: startedAt.toISOString(), socket: paths.socket, version: options.version };
+  writeFileAtomicSync(paths.info, `${JSON.stringify(info)}\n`);
+  say(`daemon ${process.pid} serving ${paths.socket} (${supervisor.names().length} service(s) defined)`);
+  supervisor.restoreWanted();
+
+  const shutdown = (forget: boolean, why: string): Promise<void> =>
+    (stopping ??= (async () => {
+      say(`shutting down (${why})`);
+      await server.close();
+      await supervisor.close({ forget });
+      await manager.shutdown();
+      await lock.release();
+      say('stopped');
+      resolveExit(0);
+    })());
+  const onSignal = (signal: NodeJS.Signals): void => void shutdown(false, signal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
+  return exited;
+}

@@ -1,0 +1,205 @@
+/**
+ * Service definitions as they cross the daemon's socket and rest on disk
+ * (`<state>/services/NAME.json`, with whether the service should be running).
+ * Both sources are checked field by field: a definition from a client of
+ * another tend version, or a file damaged on disk, is refused with the field
+ * named rather than half-used.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { TendError, errnoOf } from '../core/errors.js';
+import { parseSignal } from '../core/signals.js';
+import { strategyNames } from '../core/types.js';
+import { writeFileAtomicSync } from '../registry/atomic-file.js';
+import { restartPolicies, type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from './definition.js';
+
+export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+const STORE_SCHEMA = 1;
+
+type Json = Record<string, unknown>;
+
+function invalid(field: string, expected: string, value: unknown): TendError {
+  return new TendError('SPEC_OPTION_INVALID', { field, expected, value });
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function string(o: Json, key: string, path: string): string {
+  const value = o[key];
+  if (typeof value !== 'string' || value.includes('\0')) throw invalid(`${path}.${key}`, 'a string', value);
+  return value;
+}
+
+function optionalString(o: Json, key: string, path: string): string | undefined {
+  return o[key] === undefined || o[key] === null ? undefined : string(o, key, path);
+}
+
+function strings(o: Json, key: string, path: string): string[] {
+  const value = o[key];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw invalid(`${path}.${key}`, 'an array of strings', value);
+  return value;
+}
+
+function integer(o: Json, key: string, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = o[key];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(`${path}.${key}`, `an integer from ${min} to ${max}`, value);
+  return value;
+}
+
+function port(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) throw invalid(field, 'a port from 1 to 65535', value);
+  return value;
+}
+
+function readyCheck(value: unknown, path: string): ReadyCheck | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw invalid(path, 'a readiness check { tcp | http | log, timeoutMs }', value);
+  const timeoutMs = integer(value, 'timeoutMs', path, 0);
+  if (value.tcp !== undefined) return { tcp: port(value.tcp, `${path}.tcp`), timeoutMs };
+  if (typeof value.http === 'string') return { http: value.http, timeoutMs };
+  if (typeof value.log === 'string') {
+    try {
+      new RegExp(value.log);
+    } catch {
+      throw invalid(`${path}.log`, 'a valid regular expression', value.log);
+    }
+    return { log: value.log, timeoutMs };
+  }
+  throw invalid(path, 'one of tcp, http or log', value);
+}
+
+function unresponsive(value: unknown, path: string): UnresponsiveConfig | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw invalid(path, 'an object { cpuWindowMs, probeIntervalMs, probeFailures, restart }', value);
+  const optionalMs = (key: string): number | undefined => (value[key] === undefined || value[key] === null ? undefined : integer(value, key, path, 0));
+  if (typeof value.restart !== 'boolean') throw invalid(`${path}.restart`, 'true or false', value.restart);
+  return { cpuWindowMs: optionalMs('cpuWindowMs'), probeIntervalMs: optionalMs('probeIntervalMs'), probeFailures: integer(value, 'probeFailures', path, 1), restart: value.restart };
+}
+
+/** Checks a definition received over the socket or read from disk; `path` names it in errors. */
+export function checkDefinition(value: unknown, path = 'service'): ServiceConfig {
+  if (!isObject(value)) throw invalid(path, 'a service definition object', value);
+  const name = string(value, 'name', path);
+  if (!SERVICE_NAME_PATTERN.test(name)) throw invalid(`${path}.name`, '1-64 letters, digits, ".", "_", "-" or "@"', name);
+  const cwd = string(value, 'cwd', path);
+  if (!isAbsolute(cwd)) throw invalid(`${path}.cwd`, 'an absolute directory', cwd);
+  const env = value.env;
+  if (!isObject(env) || !Object.values(env).every((v) => typeof v === 'string')) throw invalid(`${path}.env`, 'an object of strings', env);
+  const inheritEnv = value.inheritEnv;
+  if (typeof inheritEnv !== 'boolean' && !(Array.isArray(inheritEnv) && inheritEnv.every((v) => typeof v === 'string'))) {
+    throw invalid(`${path}.inheritEnv`, 'true, false or an array of names', inheritEnv);
+  }
+  const log = optionalString(value, 'log', path);
+  if (log !== undefined && !isAbsolute(log)) throw invalid(`${path}.log`, 'an absolute file path', log);
+  const restart = value.restart;
+  if (!restartPolicies.includes(restart as never)) throw invalid(`${path}.restart`, restartPolicies.join(', '), restart);
+  let restartLimit: ServiceConfig['restartLimit'];
+  if (value.restartLimit !== undefined && value.restartLimit !== null) {
+    const limit = value.restartLimit;
+    if (!isObject(limit)) throw invalid(`${path}.restartLimit`, 'an object { maxRestarts, backoffMs, maxBackoffMs }', limit);
+    const maxRestarts = limit.maxRestarts === null ? Number.POSITIVE_INFINITY : integer(limit, 'maxRestarts', `${path}.restartLimit`, 0);
+    restartLimit = { maxRestarts, backoffMs: integer(limit, 'backoffMs', `${path}.restartLimit`, 0), maxBackoffMs: integer(limit, 'maxBackoffMs', `${path}.restartLimit`, 0) };
+  }
+  const ports = value.ports;
+  if (!Array.isArray(ports)) throw invalid(`${path}.ports`, 'an array of ports', ports);
+  const strategy = value.strategy;
+  if (strategy !== 'auto' && !strategyNames.includes(strategy as never)) throw invalid(`${path}.strategy`, 'auto, cgroup, pidns or pgroup', strategy);
+  const stopSignal = parseSignal(value.stopSignal);
+  if (stopSignal === undefined) throw invalid(`${path}.stopSignal`, 'a signal name such as SIGTERM', value.stopSignal);
+  if (typeof value.exemptFromLimit !== 'boolean') throw invalid(`${path}.exemptFromLimit`, 'true or false', value.exemptFromLimit);
+  const command = string(value, 'command', path);
+  if (command.trim() === '') throw invalid(`${path}.command`, 'a program to run', command);
+  return {
+    name,
+    command,
+    args: strings(value, 'args', path),
+    cwd,
+    env: env as Record<string, string>,
+    inheritEnv: inheritEnv,
+    log,
+    restart: restart as ServiceConfig['restart'],
+    restartLimit,
+    ready: readyCheck(value.ready, `${path}.ready`),
+    ports: ports.map((p, i) => port(p, `${path}.ports[${i}]`)),
+    dependsOn: strings(value, 'dependsOn', path),
+    stopSignal,
+    stopTimeoutMs: integer(value, 'stopTimeoutMs', path, 0),
+    strategy: strategy as ServiceConfig['strategy'],
+    exemptFromLimit: value.exemptFromLimit,
+    unresponsive: unresponsive(value.unresponsive, `${path}.unresponsive`),
+  };
+}
+
+/** JSON for a definition: Infinity (no restart limit) has no JSON form, so it travels as null. */
+export function definitionToJson(definition: ServiceConfig): Json {
+  const limit = definition.restartLimit;
+  return {
+    ...definition,
+    restartLimit: limit === undefined ? null : { ...limit, maxRestarts: Number.isFinite(limit.maxRestarts) ? limit.maxRestarts : null },
+  };
+}
+
+/** Whether two definitions would run the same thing the same way. */
+export function sameDefinition(a: ServiceConfig, b: ServiceConfig): boolean {
+  return JSON.stringify(definitionToJson(a)) === JSON.stringify(definitionToJson(b));
+}
+
+export interface StoredService {
+  readonly definition: ServiceConfig;
+  /** Should be running: the next daemon starts it. */
+  readonly wanted: boolean;
+}
+
+/** One file per service; each is replaced atomically, so concurrent writers never tear one. */
+export class ServiceStore {
+  constructor(
+    readonly dir: string,
+    private readonly warn: (message: string) => void,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  save(service: StoredService): void {
+    writeFileAtomicSync(this.#path(service.definition.name), `${JSON.stringify({ v: STORE_SCHEMA, wanted: service.wanted, definition: definitionToJson(service.definition) })}\n`);
+  }
+
+  remove(name: string): void {
+    try {
+      unlinkSync(this.#path(name));
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+    }
+  }
+
+  /** Every stored service; a damaged file is moved aside (NAME.json.corrupt-TIME) with a warning. */
+  load(): StoredService[] {
+    const services: StoredService[] = [];
+    for (const file of readdirSync(this.dir).sort()) {
+      if (!file.endsWith('.json')) continue;
+      const path = join(this.dir, file);
+      try {
+        const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+        if (!isObject(value) || value.v !== STORE_SCHEMA || typeof value.wanted !== 'boolean') throw new Error('not a tend service file of this version');
+        const definition = checkDefinition(value.definition, file);
+        if (`${definition.name}.json` !== file) throw new Error(`it names the service ${JSON.stringify(definition.name)}`);
+        services.push({ definition, wanted: value.wanted });
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') continue;
+        const aside = `${path}.corrupt-${Date.now()}`;
+        try {
+          renameSync(path, aside);
+        } catch {
+          // Another daemon moved it already.
+        }
+        this.warn(`service file ${path} is damaged (${(error as Error).message}); moved aside to ${aside}`);
+      }
+    }
+    return services;
+  }
+
+  #path(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+}
