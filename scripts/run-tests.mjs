@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled test suite with node's test runner, then fails the run if
-// any process carrying tend's marker variable outlived it: a suite that leaves
-// processes behind is a failing suite, whatever its assertions said.
+// any process carrying tend's marker variable, or any tend daemon, outlived
+// it: a suite that leaves processes behind is a failing suite, whatever its
+// assertions said.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,13 +27,14 @@ function markedSurvivors() {
     } catch {
       continue;
     }
-    if (!environ.split('\0').some((v) => v.startsWith('TEND_ID='))) continue;
     let cmd = '';
     try {
       cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').replaceAll('\0', ' ').trim();
     } catch {
       /* exited while we looked */
     }
+    const daemon = /tend\.js daemon run$/.test(cmd);
+    if (!daemon && !environ.split('\0').some((v) => v.startsWith('TEND_ID='))) continue;
     found.push(`${name} ${cmd}`);
   }
   return found;
@@ -52,9 +54,9 @@ const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...fi
 rmSync(stateDir, { recursive: true, force: true });
 const leaked = markedSurvivors().filter((p) => !before.has(p));
 if (leaked.length > 0) {
-  console.error(`\nleak check: ${leaked.length} process(es) carrying TEND_ID outlived the test suite:`);
+  console.error(`\nleak check: ${leaked.length} process(es) carrying TEND_ID (or tend daemons) outlived the test suite:`);
   for (const p of leaked) console.error(`  ${p}`);
   process.exit(1);
 }
-console.log('leak check: no process carrying TEND_ID outlived the test suite');
+console.log('leak check: no process carrying TEND_ID and no tend daemon outlived the test suite');
 process.exit(run.status ?? 1);

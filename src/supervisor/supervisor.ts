@@ -548,7 +548,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           this.off('state', onState);
           signal.removeEventListener('abort', onAbort);
           if (error === undefined) resolve();
-          else reject(error instanceof Error ? error : new Error(String(error)));
+          else reject(error instanceof Error ? error : new Error('the start was interrupted'));
           return true;
         };
         if (signal.aborted) return void finish(signal.reason);
