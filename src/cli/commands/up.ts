@@ -86,10 +86,15 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   });
   let settle!: (why: string) => void;
   const finished = new Promise<string>((resolve) => (settle = resolve));
+  // Until every start was issued, "nothing active" only means "not started yet".
+  let launched = false;
+  const settleIfAllEnded = (): void => {
+    if (launched && supervisor.list().every((s) => !activeStates.has(s.state))) settle('all ended');
+  };
   supervisor.on('state', (name, state) => {
-    const info = supervisor.info(name);
-    if (state !== 'queued') say(serviceLine(info, colour));
-    if (supervisor.list().every((s) => !activeStates.has(s.state))) settle('all ended');
+    if (!launched || state === 'queued') return;
+    say(serviceLine(supervisor.info(name), colour));
+    settleIfAllEnded();
   });
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -105,10 +110,11 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   try {
     for (const service of services) supervisor.define(service);
+    launched = true;
     for (const service of services) {
       supervisor.start(service.name).catch((error: unknown) => {
         say(`${service.name}: ${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`);
-        if (supervisor.list().every((s) => !activeStates.has(s.state))) settle('all ended');
+        settleIfAllEnded();
       });
     }
     const why = await finished;
