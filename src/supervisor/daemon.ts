@@ -173,8 +173,16 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     define: async (raw) => {
       const params = paramsOf(raw);
       const definition = checkDefinition(params.definition, 'definition');
+      const isNew = !supervisor.has(definition.name);
       supervisor.define(definition);
-      return params.start === false ? { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] } : supervisor.start(definition.name, startOptions(params));
+      if (params.start === false) return { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] };
+      try {
+        return await supervisor.start(definition.name, startOptions(params));
+      } catch (error) {
+        // A new service whose spec is invalid (no such command, missing cwd) is not kept: nothing of it was started.
+        if (isNew && error instanceof TendError && error.isUsageError) await supervisor.delete(definition.name);
+        throw error;
+      }
     },
     start: (raw) => {
       const params = paramsOf(raw);
