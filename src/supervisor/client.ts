@@ -4,7 +4,6 @@
  * lets one daemon win and the rest exit, and every client then connects to
  * the winner.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,7 +12,7 @@ import { matchesIdentity } from '../platform/identity.js';
 import { packageRoot } from '../platform/package-root.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { ensureStateDir } from '../registry/state-dir.js';
-import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon.js';
+import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon-paths.js';
 import { connectProtocol, ProtocolError, type ProtocolClient } from './protocol.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -53,6 +52,8 @@ export async function connectDaemon(options: ConnectDaemonOptions): Promise<Daem
   let exit: { code: number | null; signal: string | null } | undefined;
   let spawnedPid: number | undefined;
   try {
+    // Loaded only when a daemon must be started: the queries do not pay for child_process.
+    const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
       detached: true,
       stdio: ['ignore', out, out],

@@ -9,7 +9,6 @@
  * socket named after the directory), which dies with its holder.
  */
 import { readFileSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
 import { TendError, errnoOf } from '../core/errors.js';
 import { ProcessManager } from '../manager/process-manager.js';
 import { tryInstanceLock } from '../platform/instance-lock.js';
@@ -17,51 +16,12 @@ import { systemProcessTable } from '../platform/proc-table.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import { selfIdentity } from '../registry/manager-file.js';
 import { ensureStateDir } from '../registry/state-dir.js';
+import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon-paths.js';
 import type { ServiceConfig } from './definition.js';
 import { serveProtocol, type ProtocolHandlers } from './protocol.js';
 import { checkDefinition, ServiceStore } from './service-store.js';
 import type { ServiceInfo } from './service-info.js';
 import { Supervisor, type StartOptions } from './supervisor.js';
-
-export interface DaemonPaths {
-  readonly stateDir: string;
-  readonly socket: string;
-  /** The daemon's identity and socket, for `tend daemon status/stop --force`. */
-  readonly info: string;
-  /** The daemon's own output. */
-  readonly log: string;
-  /** Settings changed at runtime (the limit). */
-  readonly settings: string;
-  readonly services: string;
-  readonly logs: string;
-  readonly run: string;
-}
-
-export function daemonPaths(stateDir: string): DaemonPaths {
-  return {
-    stateDir,
-    socket: join(stateDir, 'daemon.sock'),
-    info: join(stateDir, 'daemon.json'),
-    log: join(stateDir, 'daemon.log'),
-    settings: join(stateDir, 'settings.json'),
-    services: join(stateDir, 'services'),
-    logs: join(stateDir, 'logs'),
-    run: join(stateDir, 'run'),
-  };
-}
-
-/** What `<state>/daemon.json` holds. */
-export interface DaemonInfo {
-  readonly pid: number;
-  readonly startTime: number;
-  readonly bootId: string;
-  readonly startedAt: string;
-  readonly socket: string;
-  readonly version: string;
-}
-
-/** The daemon exits with this when another daemon already serves the state directory. */
-export const EXIT_ALREADY_RUNNING = 3;
 
 /** How many services may run at once until `tend limit N` says otherwise. */
 export const DAEMON_DEFAULT_LIMIT = 16;

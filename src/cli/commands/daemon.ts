@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TendError } from '../../core/errors.js';
@@ -7,7 +7,7 @@ import { systemProcessTable } from '../../platform/proc-table.js';
 import { sendSignal } from '../../platform/signal.js';
 import { matchesIdentity } from '../../platform/identity.js';
 import { connectDaemon, runningDaemon } from '../../supervisor/client.js';
-import { daemonPaths, runDaemon } from '../../supervisor/daemon.js';
+import { daemonPaths } from '../../supervisor/daemon-paths.js';
 import { parseArgs, usageError } from '../args.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -36,6 +36,7 @@ Options:
   -h, --help    show this help`;
 
 const STOP_WAIT_MS = 10_000;
+const DAEMON_LOG_MAX_BYTES = 1024 * 1024;
 
 function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -49,6 +50,25 @@ async function waitGone(pid: number, startTime: number, bootId: string, ms: numb
     await delay(wait);
   }
   return false;
+}
+
+/**
+ * Started in the background, the daemon's output is its log file: it is then
+ * rotated (a crash-looping service writes a few lines per restart, forever).
+ * In the foreground it is plain stdout, for the service manager to keep.
+ */
+async function daemonLog(path: string): Promise<(line: string) => void> {
+  let toFile = false;
+  try {
+    const [out, file] = [fstatSync(1), statSync(path)];
+    toFile = out.isFile() && out.ino === file.ino && out.dev === file.dev;
+  } catch {
+    toFile = false;
+  }
+  if (!toFile) return (line) => void process.stdout.write(`${line}\n`);
+  const { RotatingLog } = await import('../../supervisor/rotating-log.js');
+  const log = new RotatingLog(path, { maxBytes: DAEMON_LOG_MAX_BYTES, keep: 2, onError: () => undefined });
+  return (line) => log.write(`${line}\n`);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -72,7 +92,8 @@ export async function run(argv: string[]): Promise<number> {
   switch (action) {
     case 'run': {
       process.title = 'tend daemon';
-      return runDaemon({ stateDir: dir, version: version(), log: (line) => process.stdout.write(`${line}\n`) });
+      const { runDaemon } = await import('../../supervisor/daemon.js');
+      return runDaemon({ stateDir: dir, version: version(), log: await daemonLog(daemonPaths(dir).log) });
     }
     case 'start': {
       const { client, spawnedPid } = await connectDaemon({ stateDir: dir, start: true });
