@@ -33,7 +33,8 @@ function markedSurvivors() {
     } catch {
       /* exited while we looked */
     }
-    const daemon = /tend\.js daemon run$/.test(cmd);
+    // A daemon renames itself (process.title) to `tend daemon`.
+    const daemon = /(tend\.js daemon run|^tend daemon)$/.test(cmd);
     if (!daemon && !environ.split('\0').some((v) => v.startsWith('TEND_ID='))) continue;
     found.push(`${name} ${cmd}`);
   }

@@ -126,12 +126,6 @@ function describeHolder(holder: PortHolder): string {
   return `pid ${holder.pid} (${holder.command ?? '?'})${holder.tendHandle ? `, a tend-managed process (TEND_ID=${holder.tendHandle})` : ', not tend\'s'}`;
 }
 
-/** The library's own flag: a member stopped (T) or stuck in the kernel (D). */
-function stoppedOrStuck(handle: ProcessHandle): boolean {
-  const status = handle.status();
-  return (status.state === 'running' || status.state === 'running-detached') && status.unresponsive;
-}
-
 function exitReason(status: FinalStatus): string {
   if (status.state === 'exited') return `exit code ${status.exitCode}`;
   if (status.state === 'terminated') return `killed by ${status.signal}`;
@@ -856,7 +850,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       memoryBytes,
       ports: definition.ports,
       ready: definition.ready ? service.ready === true : null,
-      unresponsive: service.unresponsive || (handle !== undefined && stoppedOrStuck(handle)),
+      unresponsive: service.unresponsive,
       reason: service.reason,
       lastExit: service.lastExit,
       command: definition.command,
