@@ -107,7 +107,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     warn: (m) => say(`warning: ${m}`),
   });
   supervisor.on('state', (name, state) => say(`${name}: ${state}`));
-  for (const stored of store.load()) supervisor.define(stored.definition, stored.wanted);
+  for (const stored of store.load()) supervisor.define(stored.definition, stored.wanted, stored.outcome);
 
   const startedAt = new Date();
   let stopping: Promise<void> | undefined;

@@ -146,10 +146,30 @@ export function sameDefinition(a: ServiceConfig, b: ServiceConfig): boolean {
   return JSON.stringify(definitionToJson(a)) === JSON.stringify(definitionToJson(b));
 }
 
+/** How a service that is not running ended, so a new daemon can still say why. */
+export interface StoredOutcome {
+  readonly state: 'stopped' | 'exited' | 'failed';
+  readonly reason: string | null;
+  readonly restarts: number;
+  readonly lastExit: { readonly code: number | null; readonly signal: string | null; readonly at: string } | null;
+}
+
 export interface StoredService {
   readonly definition: ServiceConfig;
   /** Should be running: the next daemon starts it. */
   readonly wanted: boolean;
+  readonly outcome?: StoredOutcome | undefined;
+}
+
+function outcomeOf(value: unknown): StoredOutcome | undefined {
+  if (!isObject(value) || !['stopped', 'exited', 'failed'].includes(value.state as string)) return undefined;
+  const lastExit = isObject(value.lastExit) && typeof value.lastExit.at === 'string' ? (value.lastExit as StoredOutcome['lastExit']) : null;
+  return {
+    state: value.state as StoredOutcome['state'],
+    reason: typeof value.reason === 'string' ? value.reason : null,
+    restarts: typeof value.restarts === 'number' && Number.isSafeInteger(value.restarts) ? value.restarts : 0,
+    lastExit,
+  };
 }
 
 /** One file per service; each is replaced atomically, so concurrent writers never tear one. */
@@ -162,7 +182,8 @@ export class ServiceStore {
   }
 
   save(service: StoredService): void {
-    writeFileAtomicSync(this.#path(service.definition.name), `${JSON.stringify({ v: STORE_SCHEMA, wanted: service.wanted, definition: definitionToJson(service.definition) })}\n`);
+    const record = { v: STORE_SCHEMA, wanted: service.wanted, definition: definitionToJson(service.definition), outcome: service.outcome ?? null };
+    writeFileAtomicSync(this.#path(service.definition.name), `${JSON.stringify(record)}\n`);
   }
 
   remove(name: string): void {
@@ -184,7 +205,7 @@ export class ServiceStore {
         if (!isObject(value) || value.v !== STORE_SCHEMA || typeof value.wanted !== 'boolean') throw new Error('not a tend service file of this version');
         const definition = checkDefinition(value.definition, file);
         if (`${definition.name}.json` !== file) throw new Error(`it names the service ${JSON.stringify(definition.name)}`);
-        services.push({ definition, wanted: value.wanted });
+        services.push({ definition, wanted: value.wanted, outcome: outcomeOf(value.outcome) });
       } catch (error) {
         if (errnoOf(error) === 'ENOENT') continue;
         const aside = `${path}.corrupt-${Date.now()}`;

@@ -30,7 +30,7 @@ import { waitUntilReady, type LineSource } from './readiness.js';
 import { RestartTracker } from './restart-policy.js';
 import { RotatingLog, type RotatingLogOptions } from './rotating-log.js';
 import type { FreedPort, KillAllReport, ServiceExitInfo, ServiceInfo, ServiceState, StartReport } from './service-info.js';
-import { sameDefinition, type ServiceStore } from './service-store.js';
+import { sameDefinition, type ServiceStore, type StoredOutcome } from './service-store.js';
 
 export interface SupervisorOptions {
   readonly manager: ProcessManager;
@@ -196,7 +196,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * Adds or replaces a definition. Replacing the definition of a running
    * service is refused (SERVICE_RUNNING) unless it is the same.
    */
-  define(definition: ServiceConfig, wanted?: boolean): void {
+  define(definition: ServiceConfig, wanted?: boolean, outcome?: StoredOutcome): void {
     const existing = this.#services.get(definition.name);
     if (existing) {
       if (!sameDefinition(existing.definition, definition)) {
@@ -214,6 +214,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const service = new Service(definition);
     if (wanted !== undefined) service.wanted = wanted;
+    if (outcome) {
+      service.state = outcome.state;
+      service.reason = outcome.reason;
+      service.restarts = outcome.restarts;
+      service.lastExit = outcome.lastExit;
+    }
     this.#services.set(definition.name, service);
     this.#persist(service);
     this.emit('state', definition.name, service.state);
@@ -804,12 +810,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #setState(service: Service, state: ServiceState, reason: string | null): void {
     service.state = state;
     service.reason = reason;
+    // How it ended is kept with the definition, so that a new daemon can still say why.
+    if (state === 'stopped' || state === 'exited' || state === 'failed') this.#persist(service);
     this.emit('state', service.name, state);
   }
 
   #persist(service: Service): void {
     try {
-      this.#options.store?.save({ definition: service.definition, wanted: service.wanted });
+      const ended = service.state === 'stopped' || service.state === 'exited' || service.state === 'failed';
+      const outcome = ended ? { state: service.state as StoredOutcome['state'], reason: service.reason, restarts: service.restarts, lastExit: service.lastExit } : undefined;
+      this.#options.store?.save({ definition: service.definition, wanted: service.wanted, outcome });
     } catch (error) {
       this.#options.warn?.(`could not save service ${service.name}: ${(error as Error).message}`);
     }
