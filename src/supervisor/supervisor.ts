@@ -95,7 +95,10 @@ class Service {
   backoff: NodeJS.Timeout | undefined;
   log: RotatingLog | undefined;
   readonly lineListeners = new Set<(line: string) => void>();
+  /** For `unresponsive.cpu_window`: samples covering the window. */
   cpuSamples: CpuSample[] = [];
+  /** For ps/status: the CPU time at the previous look. */
+  lookSample: CpuSample | undefined;
   lastPercent: number | null = null;
   probeFailures = 0;
   probeTimer: NodeJS.Timeout | undefined;
@@ -382,6 +385,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       service.lease = lease;
       if (stale()) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: 'it was stopped while starting' });
       service.cpuSamples = [];
+      service.lookSample = undefined;
       service.lastPercent = null;
       this.#attachOutput(service, handle, log);
       const pid = this.#commandPid(handle);
@@ -837,7 +841,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       pids = handle.members();
       const usage = readUsage(pids);
       memoryBytes = usage.rssBytes;
-      const last = service.cpuSamples[service.cpuSamples.length - 1];
+      // CPU since the previous look (or since start): its own sample, apart from the health sampler's.
+      const last = service.lookSample;
       if (last && now - last.at < MIN_SAMPLE_AGE_MS) {
         cpuPercent = service.lastPercent;
       } else {
@@ -845,7 +850,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const span = Math.max(now - since.at, 1);
         cpuPercent = Math.round(((usage.cpuMs - since.cpuMs) / span) * 1000) / 10;
         service.lastPercent = cpuPercent;
-        if (!definition.unresponsive?.cpuWindowMs) service.cpuSamples = [{ at: now, cpuMs: usage.cpuMs }];
+        service.lookSample = { at: now, cpuMs: usage.cpuMs };
       }
     }
     return {
