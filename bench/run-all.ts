@@ -4,7 +4,7 @@
  * what the numbers depend on. Each benchmark prints Markdown tables with
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall|manager-kill|reaper-cost|recovery ...])
+ *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall|manager-kill|reaper-cost|recovery|supervisor ...])
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
@@ -20,6 +20,7 @@ const benches = [
   { name: 'manager-kill', what: 'manager SIGKILL → every member gone, per strategy, with and without the reaper' },
   { name: 'reaper-cost', what: 'tend-reaper memory (0/100/1000 registrations), start time, and its cost to ProcessManager.create()' },
   { name: 'recovery', what: 'recovery of 100 stale records: ProcessManager.create() and tend recover --json vs an empty state dir' },
+  { name: 'supervisor', what: 'daemon + CLI vs PM2: ps --json / pm2 jlist at 1/100/1000 services, daemon RSS, CLI start → running' },
 ] as const;
 
 function machineInfo(): string {

@@ -57,15 +57,18 @@ async function waitGone(pid: number, startTime: number, bootId: string, ms: numb
  * rotated (a crash-looping service writes a few lines per restart, forever).
  * In the foreground it is plain stdout, for the service manager to keep.
  */
-async function daemonLog(path: string): Promise<(line: string) => void> {
-  let toFile = false;
+/** Whether file descriptor `fd` is the file at `path`. */
+function isOpenOn(fd: number, path: string): boolean {
   try {
-    const [out, file] = [fstatSync(1), statSync(path)];
-    toFile = out.isFile() && out.ino === file.ino && out.dev === file.dev;
+    const [open, file] = [fstatSync(fd), statSync(path)];
+    return open.isFile() && open.ino === file.ino && open.dev === file.dev;
   } catch {
-    toFile = false;
+    return false;
   }
-  if (!toFile) return (line) => void process.stdout.write(`${line}\n`);
+}
+
+async function daemonLog(path: string): Promise<(line: string) => void> {
+  if (!isOpenOn(1, path)) return (line) => void process.stdout.write(`${line}\n`);
   const { RotatingLog } = await import('../../supervisor/rotating-log.js');
   const log = new RotatingLog(path, { maxBytes: DAEMON_LOG_MAX_BYTES, keep: 2, onError: () => undefined });
   return (line) => log.write(`${line}\n`);
