@@ -48,38 +48,52 @@ export async function connectDaemon(options: ConnectDaemonOptions): Promise<Daem
   if (!options.start) throw new TendError('DAEMON_NOT_RUNNING', { stateDir: options.stateDir });
   ensureStateDir(options.stateDir);
 
-  const out = openSync(paths.log, 'a', 0o600);
   let exit: { code: number | null; signal: string | null } | undefined;
-  let spawnedPid: number | undefined;
-  try {
-    // Loaded only when a daemon must be started: the queries do not pay for child_process.
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
-      detached: true,
-      stdio: ['ignore', out, out],
-      env: { ...(options.env ?? process.env), TEND_HOME: options.stateDir },
-      cwd: '/',
-    });
-    child.on('exit', (code, signal) => (exit = { code, signal }));
-    child.on('error', (error) => (exit = { code: null, signal: error.message }));
-    child.unref();
-    spawnedPid = child.pid;
-  } finally {
-    closeSync(out);
-  }
+  const spawnDaemon = async (): Promise<number | undefined> => {
+    exit = undefined;
+    const out = openSync(paths.log, 'a', 0o600);
+    try {
+      // Loaded only when a daemon must be started: the queries do not pay for child_process.
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
+        detached: true,
+        stdio: ['ignore', out, out],
+        env: { ...(options.env ?? process.env), TEND_HOME: options.stateDir },
+        cwd: '/',
+      });
+      child.on('exit', (code, signal) => (exit = { code, signal }));
+      child.on('error', (error) => (exit = { code: null, signal: error.message }));
+      child.unref();
+      return child.pid;
+    } finally {
+      closeSync(out);
+    }
+  };
+  let spawnedPid = await spawnDaemon();
+  let lostRaces = 0;
 
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     const client = await tryConnect(paths.socket);
     if (client) return { client, spawnedPid };
-    // A daemon that lost the race to another exits with EXIT_ALREADY_RUNNING: keep waiting for the winner.
     if (exit !== undefined && exit.code !== EXIT_ALREADY_RUNNING) {
       throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason: `it exited (${exit.code === null ? exit.signal : `code ${exit.code}`}) before it listened`, log: paths.log });
     }
     if (Date.now() > deadline) {
-      throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason: `it did not listen on ${paths.socket} within ${DAEMON_START_TIMEOUT_MS / 1000} s`, log: paths.log });
+      const reason =
+        lostRaces > 0
+          ? `another process holds the daemon lock for this state directory but nothing answers on ${paths.socket} (a daemon still shutting down, or a process squatting on the lock)`
+          : `it did not listen on ${paths.socket} within ${DAEMON_START_TIMEOUT_MS / 1000} s`;
+      throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason, log: paths.log });
     }
     await delay(wait);
+    // Ours lost the lock to another daemon. The winner listens soon, unless it is
+    // one shutting down: then nobody would start the next, so try again.
+    if (exit !== undefined && exit.code === EXIT_ALREADY_RUNNING) {
+      lostRaces++;
+      await delay(50);
+      spawnedPid = await spawnDaemon();
+    }
   }
 }
 

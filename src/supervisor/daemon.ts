@@ -8,7 +8,8 @@
  * One per state directory is enforced by a kernel-held lock (an abstract
  * socket named after the directory), which dies with its holder.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { TendError, errnoOf } from '../core/errors.js';
 import { ProcessManager } from '../manager/process-manager.js';
 import { tryInstanceLock } from '../platform/instance-lock.js';
@@ -41,6 +42,23 @@ function readSettings(path: string): Settings {
     if (errnoOf(error) !== 'ENOENT') process.stderr.write(`tend daemon: ignoring unreadable settings ${path}: ${(error as Error).message}\n`);
   }
   return { maxConcurrent: DAEMON_DEFAULT_LIMIT };
+}
+
+function removePidFiles(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.endsWith('.pid')) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -95,6 +113,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   const recovered = manager.recovery;
   if (recovered && recovered.trees.length > 0) say(`recovered ${recovered.trees.length} tree(s) left by a previous daemon`);
 
+  // PID files of the previous daemon's services name processes that are gone (their pids may be reused).
+  removePidFiles(paths.run);
   const settings = readSettings(paths.settings);
   const store = new ServiceStore(paths.services, (m) => say(`warning: ${m}`));
   const supervisor = new Supervisor({
@@ -186,7 +206,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       const count = supervisor.list().filter((s) => s.pid !== null).length;
       // Answer first: the connection is closed by the shutdown.
       setImmediate(() => void shutdown(true, 'requested'));
-      return Promise.resolve({ pid: process.pid, stopping: count });
+      return Promise.resolve({ pid: process.pid, stopping: count, stopBudgetMs: supervisor.stopBudgetMs() });
     },
   };
 

@@ -38,7 +38,7 @@ function optionalString(o: Json, key: string, path: string): string | undefined 
 
 function strings(o: Json, key: string, path: string): string[] {
   const value = o[key];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw invalid(`${path}.${key}`, 'an array of strings', value);
+  if (!Array.isArray(value) || !value.every((v): v is string => typeof v === 'string' && !v.includes('\0'))) throw invalid(`${path}.${key}`, 'an array of strings without NUL bytes', value);
   return value;
 }
 
@@ -58,7 +58,10 @@ function readyCheck(value: unknown, path: string): ReadyCheck | undefined {
   if (!isObject(value)) throw invalid(path, 'a readiness check { tcp | http | log, timeoutMs }', value);
   const timeoutMs = integer(value, 'timeoutMs', path, 0);
   if (value.tcp !== undefined) return { tcp: port(value.tcp, `${path}.tcp`), timeoutMs };
-  if (typeof value.http === 'string') return { http: value.http, timeoutMs };
+  if (typeof value.http === 'string') {
+    if (!URL.canParse(value.http) || !/^https?:$/.test(new URL(value.http).protocol)) throw invalid(`${path}.http`, 'an http(s) URL', value.http);
+    return { http: value.http, timeoutMs };
+  }
   if (typeof value.log === 'string') {
     try {
       new RegExp(value.log);
@@ -86,11 +89,9 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
   const cwd = string(value, 'cwd', path);
   if (!isAbsolute(cwd)) throw invalid(`${path}.cwd`, 'an absolute directory', cwd);
   const env = value.env;
-  if (!isObject(env) || !Object.values(env).every((v) => typeof v === 'string')) throw invalid(`${path}.env`, 'an object of strings', env);
-  const inheritEnv = value.inheritEnv;
-  if (typeof inheritEnv !== 'boolean' && !(Array.isArray(inheritEnv) && inheritEnv.every((v) => typeof v === 'string'))) {
-    throw invalid(`${path}.inheritEnv`, 'true, false or an array of names', inheritEnv);
-  }
+  if (!isObject(env) || !Object.entries(env).every(([k, v]) => typeof v === 'string' && !v.includes('\0') && !k.includes('\0'))) throw invalid(`${path}.env`, 'an object of strings without NUL bytes', env);
+  // The daemon's environment is not the service's: the client copies what is inherited into env.
+  if (value.inheritEnv !== false) throw invalid(`${path}.inheritEnv`, 'false (the client copies inherited variables into env)', value.inheritEnv);
   const log = optionalString(value, 'log', path);
   if (log !== undefined && !isAbsolute(log)) throw invalid(`${path}.log`, 'an absolute file path', log);
   const restart = value.restart;
@@ -101,6 +102,7 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
     if (!isObject(limit)) throw invalid(`${path}.restartLimit`, 'an object { maxRestarts, backoffMs, maxBackoffMs }', limit);
     const maxRestarts = limit.maxRestarts === null ? Number.POSITIVE_INFINITY : integer(limit, 'maxRestarts', `${path}.restartLimit`, 0);
     restartLimit = { maxRestarts, backoffMs: integer(limit, 'backoffMs', `${path}.restartLimit`, 0), maxBackoffMs: integer(limit, 'maxBackoffMs', `${path}.restartLimit`, 0) };
+    if (restartLimit.maxBackoffMs < restartLimit.backoffMs) throw invalid(`${path}.restartLimit.maxBackoffMs`, `at least backoffMs (${restartLimit.backoffMs})`, restartLimit.maxBackoffMs);
   }
   const ports = value.ports;
   if (!Array.isArray(ports)) throw invalid(`${path}.ports`, 'an array of ports', ports);
@@ -109,6 +111,10 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
   const stopSignal = parseSignal(value.stopSignal);
   if (stopSignal === undefined) throw invalid(`${path}.stopSignal`, 'a signal name such as SIGTERM', value.stopSignal);
   if (typeof value.exemptFromLimit !== 'boolean') throw invalid(`${path}.exemptFromLimit`, 'true or false', value.exemptFromLimit);
+  const dependsOn = strings(value, 'dependsOn', path);
+  for (const dependency of dependsOn) {
+    if (!SERVICE_NAME_PATTERN.test(dependency) || dependency === name) throw invalid(`${path}.dependsOn`, 'names of other services', dependsOn);
+  }
   const command = string(value, 'command', path);
   if (command.trim() === '') throw invalid(`${path}.command`, 'a program to run', command);
   return {
@@ -117,13 +123,13 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
     args: strings(value, 'args', path),
     cwd,
     env: env as Record<string, string>,
-    inheritEnv: inheritEnv,
+    inheritEnv: false,
     log,
     restart: restart as ServiceConfig['restart'],
     restartLimit,
     ready: readyCheck(value.ready, `${path}.ready`),
     ports: ports.map((p, i) => port(p, `${path}.ports[${i}]`)),
-    dependsOn: strings(value, 'dependsOn', path),
+    dependsOn,
     stopSignal,
     stopTimeoutMs: integer(value, 'stopTimeoutMs', path, 0),
     strategy: strategy as ServiceConfig['strategy'],

@@ -88,6 +88,8 @@ class Service {
   ready: boolean | null = null;
   unresponsive = false;
   generation = 0;
+  /** Counts interrupts (stop, delete, kill-all): work queued before one is dropped. */
+  interrupts = 0;
   /** Aborts the current run's waits (dependencies, queue, readiness). */
   abort: AbortController | undefined;
   /** The current launch, so a stop can wait for it to unwind. */
@@ -127,6 +129,21 @@ function trackerFor(definition: ServiceConfig): RestartTracker {
 function describeHolder(holder: PortHolder): string {
   if (holder.pid === null) return `a socket on ${holder.address} whose process tend cannot see (another user's, or another network namespace's)`;
   return `pid ${holder.pid} (${holder.command ?? '?'})${holder.tendHandle ? `, a tend-managed process (TEND_ID=${holder.tendHandle})` : ', not tend\'s'}`;
+}
+
+/** What differs between two definitions, in words: field names, and variable names for env. */
+function definitionDifferences(before: ServiceConfig, after: ServiceConfig): string {
+  const differences: string[] = [];
+  for (const key of Object.keys(after) as (keyof ServiceConfig)[]) {
+    if (key === 'env') {
+      const names = new Set([...Object.keys(before.env), ...Object.keys(after.env)]);
+      const changed = [...names].filter((n) => before.env[n] !== after.env[n]);
+      if (changed.length > 0) differences.push(`env ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? `, and ${changed.length - 5} more` : ''}`);
+    } else if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
+      differences.push(key);
+    }
+  }
+  return differences.join('; ') || 'none';
 }
 
 function exitReason(status: FinalStatus): string {
@@ -200,11 +217,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * service is refused (SERVICE_RUNNING) unless it is the same.
    */
   define(definition: ServiceConfig, wanted?: boolean, outcome?: StoredOutcome): void {
+    this.#checkNoCycle(definition);
     const existing = this.#services.get(definition.name);
     if (existing) {
       if (!sameDefinition(existing.definition, definition)) {
         if (existing.handle || existing.launching) {
-          throw new TendError('SERVICE_RUNNING', { name: definition.name, running: [existing.definition.command, ...existing.definition.args].join(' ') });
+          throw new TendError('SERVICE_RUNNING', { name: definition.name, differences: definitionDifferences(existing.definition, definition) });
         }
         existing.definition = definition;
         existing.tracker = trackerFor(definition);
@@ -238,25 +256,42 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   async start(name: string, options: StartOptions = {}): Promise<StartReport> {
     const service = this.#get(name);
-    for (const dependency of this.#dependencyClosure(service)) {
-      if (dependency !== service && !dependency.wanted) void this.start(dependency.name, options).catch(() => undefined);
-    }
+    this.#startDependencies(service, options);
+    const epoch = service.interrupts;
     return service.exclusive(async () => {
-      if (service.handle || service.launching || service.backoff) {
-        if (service.state === 'running' || service.state === 'starting' || service.state === 'queued' || service.state === 'backoff') {
-          service.wanted = true;
-          this.#persist(service);
-          if (service.launching) await service.launching;
-          return { service: this.#info(service, Date.now()), alreadyRunning: true, freed: [] };
-        }
+      this.#checkStillWanted(service, epoch);
+      if (service.handle || service.backoff) {
+        service.wanted = true;
+        this.#persist(service);
+        return { service: this.#info(service, Date.now()), alreadyRunning: true, freed: [] };
       }
-      service.wanted = true;
-      service.tracker.reset();
-      service.restarts = 0;
-      this.#persist(service);
-      const freed = await this.#launch(service, options);
-      return { service: this.#info(service, Date.now()), alreadyRunning: false, freed };
+      return this.#startNow(service, options);
     });
+  }
+
+  /** Dependencies that are not running are started too; a port of theirs is freed only by their own start. */
+  #startDependencies(service: Service, options: StartOptions): void {
+    for (const dependency of this.#dependencyClosure(service)) {
+      if (dependency !== service && !dependency.wanted) void this.start(dependency.name, { queue: options.queue }).catch(() => undefined);
+    }
+  }
+
+  async #startNow(service: Service, options: StartOptions): Promise<StartReport> {
+    service.wanted = true;
+    service.tracker.reset();
+    service.restarts = 0;
+    this.#persist(service);
+    const freed = await this.#launch(service, options);
+    return { service: this.#info(service, Date.now()), alreadyRunning: false, freed };
+  }
+
+  /**
+   * Work waits for the service's lock; a stop, delete or kill-all that came
+   * after it was queued wins, and a deleted service starts nothing.
+   */
+  #checkStillWanted(service: Service, epoch: number): void {
+    if (this.#services.get(service.name) !== service) throw new TendError('SERVICE_UNKNOWN', { name: service.name, known: this.names().join(', ') || undefined });
+    if (service.interrupts !== epoch) throw new TendError('SERVICE_START_FAILED', { name: service.name, reason: 'it was stopped before it started' });
   }
 
   /** Stops services (their whole trees); they stay defined, as stopped. Services that others depend on are stopped last. */
@@ -271,6 +306,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return services.map((s) => this.#info(s, now));
   }
 
+  /** How long stopping every running service may take: the waves run one after another, each as long as its slowest stop timeout. */
+  stopBudgetMs(): number {
+    const running = [...this.#services.values()].filter((s) => s.handle !== undefined);
+    return this.#stopWaves(running).reduce((sum, wave) => sum + Math.max(0, ...wave.map((s) => s.definition.stopTimeoutMs)), 0);
+  }
+
   async stopAll(options: { timeoutMs?: number | undefined; forget?: boolean } = {}): Promise<ServiceInfo[]> {
     return this.stop(this.names(), options);
   }
@@ -278,8 +319,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async restart(name: string, options: StartOptions & { timeoutMs?: number | undefined } = {}): Promise<StartReport> {
     const service = this.#get(name);
     this.#interrupt(service);
-    await service.exclusive(() => this.#stop(service, options.timeoutMs, false));
-    return this.start(name, options);
+    this.#startDependencies(service, options);
+    const epoch = service.interrupts;
+    // One body for stop and start: a stop that comes meanwhile waits for both, then wins.
+    return service.exclusive(async () => {
+      this.#checkStillWanted(service, epoch);
+      await this.#stop(service, options.timeoutMs, false);
+      return this.#startNow(service, options);
+    });
   }
 
   /** Stops the service and forgets its definition (its log files stay). */
@@ -303,24 +350,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const services = [...this.#services.values()];
     const pids = new Set<number>();
     const killed: string[] = [];
+    const kill = (service: Service, handle: ProcessHandle): Promise<unknown> => {
+      const members = handle.members();
+      for (const pid of members) pids.add(pid);
+      if (members.length > 0 && !killed.includes(service.name)) killed.push(service.name);
+      return handle.stop({ signal: 'SIGKILL' });
+    };
     await Promise.all(
       services.map(async (service) => {
         this.#interrupt(service);
         service.wanted = false;
         this.#persist(service);
-        const wasActive = service.handle !== undefined || service.launching !== undefined || service.state === 'backoff';
-        if (wasActive) this.#setState(service, 'stopping', 'kill-all');
-        // Aborted, a launch unwinds at once; one that spawned meanwhile leaves its tree in service.handle.
-        await service.launching?.catch(() => undefined);
-        const handle = service.handle;
-        if (handle) {
-          const members = handle.members();
-          for (const pid of members) pids.add(pid);
-          if (members.length > 0) killed.push(service.name);
-          await handle.stop({ signal: 'SIGKILL' });
-          this.#onExit(service, handle, await handle.wait());
-        }
-        if (wasActive) this.#setState(service, 'stopped', 'kill-all');
+        // Now, even while a graceful stop holds the service's lock: SIGKILL escalates it.
+        if (service.handle) void kill(service, service.handle).catch(() => undefined);
+        await service.exclusive(async () => {
+          const handle = service.handle;
+          if (handle) {
+            this.#setState(service, 'stopping', 'kill-all');
+            await kill(service, handle);
+            this.#onExit(service, handle, await handle.wait());
+            this.#setState(service, 'stopped', 'kill-all');
+          } else if (service.state === 'queued' || service.state === 'starting' || service.state === 'backoff') {
+            this.#setState(service, 'stopped', 'kill-all');
+          }
+        });
       }),
     );
     return { killed_count: pids.size, killed_pids: [...pids].sort((a, b) => a - b), services: killed.sort(), dequeued };
@@ -328,11 +381,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Starts every service that should be running (the daemon, after a restart), each after its dependencies. */
   restoreWanted(): void {
-    for (const service of this.#services.values()) {
-      if (!service.wanted) continue;
-      void service.exclusive(() => this.#launch(service, {})).catch((error: unknown) => {
-        this.#options.warn?.(`could not restore service ${service.name}: ${(error as Error).message}`);
-      });
+    const wanted = [...this.#services.values()].filter((s) => s.wanted);
+    // All queued first: a dependency restored later must not look ended (its stored outcome) to a dependent restored sooner.
+    for (const service of wanted) this.#setState(service, 'queued', null);
+    for (const service of wanted) {
+      const epoch = service.interrupts;
+      void service
+        .exclusive(() => {
+          this.#checkStillWanted(service, epoch);
+          return this.#launch(service, {});
+        })
+        .catch((error: unknown) => {
+          this.#options.warn?.(`could not restore service ${service.name}: ${(error as Error).message}`);
+        });
     }
   }
 
@@ -368,14 +429,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const definition = service.definition;
     let lease: Lease | undefined;
     let handle: ProcessHandle | undefined;
+    if (service.handle) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: `it still runs as pid ${service.handle.pid ?? '?'}` });
     try {
       service.ready = null;
       service.unresponsive = false;
       this.#setState(service, 'queued', null);
       await this.#waitForDependencies(service, signal);
+      // Ports first: freeing one may stop a service of ours, which frees a slot under the limit.
+      const freed = await this.#clearPorts(service, options);
       lease = await this.#limiter.acquire({ key: definition.name, exempt: definition.exemptFromLimit, queue: options.queue ?? true, signal });
       if (stale()) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: 'it was stopped while starting' });
-      const freed = await this.#clearPorts(service, options);
       this.#setState(service, 'starting', null);
       const log = this.#openLog(service);
       const piped = log !== undefined || this.#options.onOutput !== undefined || (definition.ready !== undefined && 'log' in definition.ready);
@@ -399,7 +462,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         try {
           await waitUntilReady(definition.ready, { signal, logLines: this.#lineSource(service) });
         } catch (error) {
-          if (stale() || service.handle !== started) throw error;
+          if (stale() || service.handle !== started) throw this.#endedWhileStarting(service);
           // Not ready in time: the run is over. No restart: the configuration, not a crash, is the likely cause.
           const reason = error instanceof Error ? error.message : String(error);
           service.generation++;
@@ -413,10 +476,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         }
         service.ready = true;
       }
-      if (stale() || service.handle !== started) {
-        // It exited (or was stopped) while getting ready: #onExit has decided what follows.
-        throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: service.reason ?? 'it exited while starting' });
-      }
+      // It exited (or was stopped) while getting ready: #onExit has decided what follows.
+      if (stale() || service.handle !== started) throw this.#endedWhileStarting(service);
       this.#setState(service, 'running', null);
       this.#watchHealth(service);
       return freed;
@@ -475,9 +536,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (decision.kind === 'restart') {
       service.restarts++;
       this.#setState(service, 'backoff', `${exitReason(status)}; restart ${decision.attempt} in ${decision.delayMs} ms`);
+      const epoch = service.interrupts;
       service.backoff = setTimeout(() => {
         service.backoff = undefined;
-        void service.exclusive(() => this.#launch(service, {})).catch(() => undefined);
+        void service
+          .exclusive(() => {
+            this.#checkStillWanted(service, epoch);
+            return this.#launch(service, {});
+          })
+          .catch(() => undefined);
       }, decision.delayMs);
       return;
     }
@@ -487,8 +554,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     else this.#setState(service, 'exited', `${exitReason(status)} (${decision.reason})`);
   }
 
+  /** Why a start did not complete, once its run went stale: stopped, or exited (and maybe restarting). */
+  #endedWhileStarting(service: Service): TendError {
+    const stopped = service.state === 'stopping' || service.state === 'stopped';
+    const reason = stopped ? 'it was stopped while starting' : `it ended before it was ready (${service.reason ?? service.state}); see \`tend logs ${service.name}\``;
+    return new TendError('SERVICE_START_FAILED', { name: service.name, reason });
+  }
+
   /** Makes the current run stale: its waits end, its backoff timer is cancelled. */
   #interrupt(service: Service): void {
+    service.interrupts++;
     service.generation++;
     service.abort?.abort(new Error('stopped'));
     this.#clearBackoff(service);
@@ -520,6 +595,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // -------------------------------------------------------------------------
   // Dependencies
+
+  /** A dependency cycle would leave every service in it queued forever: refused when defined. */
+  #checkNoCycle(definition: ServiceConfig): void {
+    const dependsOn = (name: string): readonly string[] => (name === definition.name ? definition.dependsOn : (this.#services.get(name)?.definition.dependsOn ?? []));
+    const path: string[] = [];
+    const visit = (name: string): void => {
+      if (path.includes(name)) {
+        const cycle = [...path.slice(path.indexOf(name)), name].join(' -> ');
+        throw new TendError('SPEC_OPTION_INVALID', { field: `${definition.name}.dependsOn`, expected: `no dependency cycle (found ${cycle})`, value: definition.dependsOn });
+      }
+      path.push(name);
+      for (const next of dependsOn(name)) visit(next);
+      path.pop();
+    };
+    visit(definition.name);
+  }
 
   #dependencyClosure(service: Service): Service[] {
     const seen = new Set<Service>();
@@ -613,6 +704,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #stopHolder(holder: PortHolder): Promise<boolean> {
     const owner = [...this.#services.values()].find((s) => s.handle !== undefined && s.handle.id === holder.tendHandle);
     if (owner) {
+      this.#interrupt(owner);
       await owner.exclusive(() => this.#stop(owner, undefined, true));
       return true;
     }
@@ -783,8 +875,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.emit('state', service.name, service.state);
     if (service.definition.unresponsive?.restart) {
       this.#options.warn?.(`service ${service.name} is unresponsive (${reason}): restarting it`);
+      const epoch = service.interrupts;
       void service
         .exclusive(async () => {
+          this.#checkStillWanted(service, epoch);
           await this.#stop(service, undefined, false);
           service.restarts++;
           await this.#launch(service, {});

@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     case 'stop': {
       const table = systemProcessTable();
       const recorded = runningDaemon(dir, table);
-      let answered: { pid: number; stopping: number } | undefined;
+      let answered: { pid: number; stopping: number; stopBudgetMs?: number } | undefined;
       try {
         answered = (await queryDaemonIfRunning('shutdown')) as typeof answered;
       } catch (error) {
@@ -134,9 +134,12 @@ export async function run(argv: string[]): Promise<number> {
         return 0;
       }
       let killed = false;
-      if (target && !(await waitGone(target.pid, target.startTime, target.bootId, STOP_WAIT_MS))) {
+      // Its services stop gracefully first: wait as long as their stop timeouts allow, and some.
+      const waitMs = (answered?.stopBudgetMs ?? 0) + STOP_WAIT_MS;
+      if (target && !(await waitGone(target.pid, target.startTime, target.bootId, waitMs))) {
         if (!parsed.flags.force) {
-          throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} did not exit within ${STOP_WAIT_MS / 1000} s of being asked to stop` });
+          const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stopBudgetMs ?? 0) / 1000)} s)` : 'did not answer the request to stop';
+          throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} ${what}` });
         }
         sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');
         killed = await waitGone(target.pid, target.startTime, target.bootId, STOP_WAIT_MS);

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TendError, errnoOf } from '../../core/errors.js';
@@ -45,9 +45,18 @@ async function logPathOf(name: string): Promise<string> {
   try {
     statSync(path);
   } catch {
-    throw new TendError('SERVICE_UNKNOWN', { name, known: undefined });
+    const known = readdirSafe(daemonPaths(dir).services).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+    throw new TendError('SERVICE_UNKNOWN', { name, known: known.join(', ') || undefined });
   }
   return path;
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 async function follow(path: string, stop: AbortSignal): Promise<void> {
