@@ -55,7 +55,9 @@ export async function connectDaemon(options: ConnectDaemonOptions): Promise<Daem
     try {
       // Loaded only when a daemon must be started: the queries do not pay for child_process.
       const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
+      // A small young generation: answering ps for many services makes short-lived garbage, and
+      // the default semi-spaces keep ~10 MiB more resident afterwards (measured with 100 services).
+      const child = spawn(process.execPath, ['--max-semi-space-size=1', join(packageRoot(), 'dist', 'src', 'bin', 'tend.js'), 'daemon', 'run'], {
         detached: true,
         stdio: ['ignore', out, out],
         env: { ...(options.env ?? process.env), TEND_HOME: options.stateDir },
