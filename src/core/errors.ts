@@ -103,7 +103,7 @@ const catalog = {
   SERVICE_UNKNOWN: (d: Details) =>
     `No service is named ${JSON.stringify(d.name)}.${d.suggestion ? ` Did you mean ${JSON.stringify(d.suggestion)}?` : ''} ${d.known ? `Known: ${str(d.known)}.` : 'None is defined yet.'} Define it with \`tend start ${str(d.name)} -- CMD [ARGS...]\` or in tend.yaml.`,
   SERVICE_RUNNING: (d: Details) =>
-    `Service ${JSON.stringify(d.name)} is running with another definition (${str(d.running)}). Stop it first (\`tend stop ${str(d.name)}\`), or use \`tend restart ${str(d.name)}\` to restart it as it is.`,
+    `Service ${JSON.stringify(d.name)} is running, and the new definition differs in: ${str(d.differences)}. To run the new one, stop it first (\`tend stop ${str(d.name)}\`); \`tend restart ${str(d.name)}\` restarts it as it is.`,
   SERVICE_NOT_READY: (d: Details) =>
     `Service ${JSON.stringify(d.name)} did not get ready: ${str(d.reason)}. It was stopped; see \`tend logs ${str(d.name)}\`.`,
   SERVICE_START_FAILED: (d: Details) =>

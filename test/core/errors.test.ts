@@ -71,7 +71,7 @@ const representative: Record<ErrorCode, Details> = {
   STATE_DIR_UNSAFE: { dir: '/home/ann/.local/state/tend', reason: 'it is writable by others (mode 777)', fix: 'Run `chmod 700 /home/ann/.local/state/tend`.' },
   PLUGIN_INVALID: { name: 'nvm', reason: '`priority` must be a finite number' },
   SERVICE_UNKNOWN: { name: 'wbe', suggestion: 'web', known: 'web, worker' },
-  SERVICE_RUNNING: { name: 'web', running: 'node server.js' },
+  SERVICE_RUNNING: { name: 'web', differences: 'args; env PORT' },
   SERVICE_NOT_READY: { name: 'web', reason: 'port 3000 did not accept within 30000 ms' },
   SERVICE_START_FAILED: { name: 'web', reason: 'it was stopped while starting' },
   DEPENDENCY_FAILED: { name: 'web', dependency: 'db', state: 'failed', reason: 'exit code 3' },

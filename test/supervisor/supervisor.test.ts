@@ -16,7 +16,7 @@ import { isTendError, type ErrorCode } from '../../src/core/errors.js';
 import { systemProcessTable } from '../../src/platform/proc-table.js';
 import type { ServiceConfig } from '../../src/supervisor/definition.js';
 import type { ServiceInfo, ServiceState } from '../../src/supervisor/service-info.js';
-import { ServiceStore } from '../../src/supervisor/service-store.js';
+import { ServiceStore, type StoredOutcome } from '../../src/supervisor/service-store.js';
 import { Supervisor, type SupervisorOptions } from '../../src/supervisor/supervisor.js';
 import { RUN_VARIABLE, cleanupByMarker } from '../helpers/cleanup.js';
 import { NODE, PATH, SH } from '../helpers/fixtures.js';
@@ -251,6 +251,26 @@ function waitForFileCode(file: string): string {
   return `while [ ! -e '${file}' ]; do sleep 0.02; done`;
 }
 
+/**
+ * A node service that, once SIGTERMed, exits only when `trigger` exists: its
+ * stop waits until the test lets it end. Ready once its SIGTERM handler is in place.
+ */
+function slowStop(name: string, trigger: string): ServiceConfig {
+  const code = `const fs = require('fs'); process.on('SIGTERM', () => { setInterval(() => { if (fs.existsSync(${JSON.stringify(trigger)})) process.exit(0); }, 20); }); console.log('armed'); setInterval(() => {}, 1 << 30);`;
+  return svc(name, { command: NODE, args: ['-e', code], ready: { log: '^armed$', timeoutMs: DEADLINE_MS }, stopTimeoutMs: DEADLINE_MS });
+}
+
+/** Settles when `promise` does, within the deadline, with its outcome (a rejection as the error). */
+async function settled<T>(promise: Promise<T>, what: string): Promise<{ value: T } | { error: unknown }> {
+  return withDeadline(
+    promise.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    { what, timeoutMs: DEADLINE_MS },
+  );
+}
+
 describe('Supervisor', () => {
   test('start: running, with pid, pids and handle in info(); a second start is alreadyRunning', async () => {
     await withSupervisor('start', {}, async ({ supervisor, events }) => {
@@ -449,6 +469,19 @@ describe('Supervisor', () => {
         assert.match(error.message, /2 line\(s\) seen, the last \\?"listening on port\\?"/);
         assert.equal(supervisor.info('mute').state, 'failed');
         assert.equal(supervisor.info('logger').state, 'running');
+      });
+    });
+    test('a service that exits before it is ready: SERVICE_START_FAILED naming it, not the readiness error', async () => {
+      await withSupervisor('ready-exit', {}, async ({ supervisor }) => {
+        const port = await freePort();
+        supervisor.define(svc('quitter', { command: SH, args: ['-c', 'exit 3'], ready: { tcp: port, timeoutMs: DEADLINE_MS } }));
+        const error = await rejectsWith(supervisor.start('quitter'), 'SERVICE_START_FAILED', 'start quitter');
+        assert.equal(error.details.name, 'quitter');
+        assert.match(error.message, /"quitter"/);
+        assert.match(error.message, /exit code 3/);
+        const info = supervisor.info('quitter');
+        assert.equal(info.state, 'exited');
+        assert.equal(info.lastExit?.code, 3);
       });
     });
   });
@@ -694,6 +727,114 @@ describe('Supervisor', () => {
     });
   });
 
+  describe('races between commands', () => {
+    // The start comes while kill-all is killing: in the same turn (always before the killed tree's exit is
+    // seen), or one event-loop turn later (which, depending on timing, may come after kill-all is done).
+    const startAfterKillAll: readonly { readonly when: string; readonly defer: (start: () => void) => void }[] = [
+      { when: 'in the same turn', defer: (start) => start() },
+      { when: 'one event-loop turn later', defer: (start) => setImmediate(start) },
+    ];
+    for (const { when, defer } of startAfterKillAll) {
+      test(`kill-all racing a start ${when}: the start runs one tree, once the kill is done; the limiter counts only live pids`, async () => {
+        await withSupervisor('race-kill-all', {}, async ({ supervisor }) => {
+          const web = svc('web', { restart: 'on-failure', restartLimit: { maxRestarts: 5, backoffMs: 10, maxBackoffMs: 10 } });
+          supervisor.define(web);
+          const first = await withDeadline(supervisor.start('web'), { what: 'start web', timeoutMs: DEADLINE_MS });
+          const killing = pending(supervisor.killAll());
+          const starting = pending(new Promise<unknown>((resolve, reject) => defer(() => void supervisor.start('web').then(resolve, reject))));
+          const killed = await settled(killing, 'killAll');
+          assert.ok('value' in killed, `killAll rejected: ${'error' in killed ? String(killed.error) : ''}`);
+          const started = await settled(starting, 'the start after killAll');
+
+          const info = supervisor.info('web');
+          const alive = byTag(web);
+          assert.ok(info.state === 'running' || info.state === 'stopped', `web is ${info.state} (${info.reason ?? ''}) once both settled; alive:\n${describeProcesses(alive)}`);
+          if (info.state === 'running') {
+            assert.ok(info.pid !== null && info.handle !== null);
+            assert.notEqual(info.handle, first.service.handle, 'a new tree runs after kill-all');
+            assert.deepEqual(
+              findMarked({ value: info.handle }).map((p) => p.pid),
+              [info.pid],
+            );
+            assert.deepEqual(
+              alive.map((p) => p.pid),
+              [info.pid],
+              `only the tree web reports may be alive:\n${describeProcesses(alive)}`,
+            );
+          } else {
+            assert.deepEqual(alive, [], `web is stopped, yet:\n${describeProcesses(alive)}`);
+          }
+          const { active_pids } = supervisor.limitStatus();
+          const dead = active_pids.filter((pid) => {
+            const id = procIdentity(pid);
+            return id === undefined || id.state === 'Z' || id.state === 'X';
+          });
+          assert.deepEqual(dead, [], `the limiter counts pids that are gone (active_pids ${JSON.stringify(active_pids)})`);
+          assert.deepEqual(active_pids, info.state === 'running' ? [info.pid] : []);
+          // The start came after kill-all had interrupted the service: it waits for the kill, then runs; nothing cancels it.
+          assert.ok('value' in started, `the start issued after killAll was refused: ${'error' in started ? String(started.error) : ''}`);
+          assert.equal(info.state, 'running');
+        });
+      });
+    }
+
+    test('delete racing a start: the start is SERVICE_UNKNOWN, nothing runs, the store forgets it', async () => {
+      const storeDir = join(makeStateDir('sup-race-delete'), 'services');
+      const store = new ServiceStore(storeDir, () => undefined);
+      await withSupervisor('race-delete', { store }, async (ctx) => {
+        const { supervisor } = ctx;
+        const trigger = triggerPath(ctx, 'delete');
+        const slow = slowStop('slow', trigger);
+        supervisor.define(slow);
+        await withDeadline(supervisor.start('slow'), { what: 'start slow', timeoutMs: DEADLINE_MS });
+        const seen = byTag(slow);
+        const deleting = pending(supervisor.delete('slow'));
+        await waitForState(supervisor, 'slow', 'stopping');
+        const starting = pending(supervisor.start('slow'));
+        writeFileSync(trigger, '');
+        await withDeadline(deleting, { what: 'delete slow', timeoutMs: DEADLINE_MS });
+        await rejectsWith(starting, 'SERVICE_UNKNOWN', 'the start that raced the delete');
+        assert.equal(supervisor.has('slow'), false);
+        assertGone(seen, 'slow after delete');
+        assert.deepEqual(byTag(slow), [], `nothing of slow may run after delete:\n${describeProcesses(byTag(slow))}`);
+        assert.equal(existsSync(join(storeDir, 'slow.json')), false, 'the store still has slow.json');
+        assert.deepEqual(
+          store.load().map((s) => s.definition.name),
+          [],
+        );
+      });
+    });
+
+    test('restart racing stop: the stop wins, nothing runs, the service is not wanted', async () => {
+      const storeDir = join(makeStateDir('sup-race-restart'), 'services');
+      const store = new ServiceStore(storeDir, () => undefined);
+      await withSupervisor('race-restart', { store }, async (ctx) => {
+        const { supervisor } = ctx;
+        const trigger = triggerPath(ctx, 'restart');
+        const slow = slowStop('slow', trigger);
+        supervisor.define(slow);
+        await withDeadline(supervisor.start('slow'), { what: 'start slow', timeoutMs: DEADLINE_MS });
+        const seen = byTag(slow);
+        const restarting = pending(supervisor.restart('slow'));
+        await waitForState(supervisor, 'slow', 'stopping');
+        const stopping = pending(supervisor.stop(['slow']));
+        writeFileSync(trigger, '');
+        await settled(restarting, 'restart slow');
+        const stopped = await settled(stopping, 'stop slow');
+        assert.ok('value' in stopped, `stop rejected: ${'error' in stopped ? String(stopped.error) : ''}`);
+        const info = supervisor.info('slow');
+        assert.equal(info.state, 'stopped', `slow is ${info.state} (${info.reason ?? ''})`);
+        assert.equal(info.pid, null);
+        assertGone(seen, 'the first run of slow');
+        assert.deepEqual(byTag(slow), [], `nothing of slow may run after the stop:\n${describeProcesses(byTag(slow))}`);
+        assert.deepEqual(
+          store.load().map((s) => [s.definition.name, s.wanted]),
+          [['slow', false]],
+        );
+      });
+    });
+  });
+
   describe('unresponsive', () => {
     // Two busy loops at the highest priority (root may raise it; otherwise nice only warns): the
     // tree then really uses a whole CPU over the window even on a loaded shared machine.
@@ -786,6 +927,40 @@ describe('Supervisor', () => {
     });
   });
 
+  test('define: SERVICE_RUNNING names what differs, down to the env variable', async () => {
+    await withSupervisor('define-env', {}, async ({ supervisor }) => {
+      const web = svc('web');
+      supervisor.define({ ...web, env: { ...web.env, MODE: 'one' } });
+      await supervisor.start('web');
+      let thrown: unknown;
+      try {
+        supervisor.define({ ...web, env: { ...web.env, MODE: 'two' } });
+      } catch (error) {
+        thrown = error;
+      }
+      assert.ok(isTendError(thrown, 'SERVICE_RUNNING'), `expected SERVICE_RUNNING, got ${String(thrown)}`);
+      assert.equal(thrown.details.differences, 'env MODE');
+      assert.match(thrown.message, /env MODE/);
+      assert.equal(supervisor.definition('web').env.MODE, 'one');
+    });
+  });
+
+  test('define: a dependency cycle is refused with SPEC_OPTION_INVALID naming it', async () => {
+    await withSupervisor('define-cycle', {}, async ({ supervisor }) => {
+      supervisor.define(svc('a', { dependsOn: ['b'] }));
+      assert.throws(
+        () => supervisor.define(svc('b', { dependsOn: ['a'] })),
+        (error: unknown) => isTendError(error, 'SPEC_OPTION_INVALID') && /cycle/.test(error.message) && /b -> a -> b/.test(error.message),
+      );
+      assert.equal(supervisor.has('b'), false);
+      assert.deepEqual(supervisor.definition('a').dependsOn, ['b']);
+      // Without the cycle, b is accepted and a starts after it.
+      supervisor.define(svc('b'));
+      await withDeadline(supervisor.start('a'), { what: 'start a', timeoutMs: DEADLINE_MS });
+      assert.equal(supervisor.info('b').state, 'running');
+    });
+  });
+
   test('unknown names are SERVICE_UNKNOWN with a suggestion', async () => {
     await withSupervisor('unknown', {}, async ({ supervisor }) => {
       supervisor.define(svc('web'));
@@ -847,6 +1022,22 @@ describe('Supervisor', () => {
           ],
         );
         await rejectsWith(supervisor.start('web'), 'MANAGER_CLOSED', 'start after close');
+      });
+    });
+
+    test('restoreWanted: a dependent that sorts before its dependency, both stored as exited, both end running', async () => {
+      const storeDir = join(makeStateDir('sup-store-order'), 'services');
+      const store = new ServiceStore(storeDir, () => undefined);
+      await withSupervisor('restore-order', { store }, async ({ supervisor, warnings }) => {
+        const outcome: StoredOutcome = { state: 'exited', reason: 'exit code 0 (exited cleanly)', restarts: 0, lastExit: { code: 0, signal: null, at: new Date().toISOString() } };
+        // In the order the store loads them, by name: the dependent first.
+        supervisor.define(svc('api', { dependsOn: ['zdb'] }), true, outcome);
+        supervisor.define(svc('zdb'), true, outcome);
+        supervisor.restoreWanted();
+        await waitForState(supervisor, 'zdb', 'running');
+        const api = await waitForService(supervisor, 'api', (i) => i.state === 'running' || i.state === 'failed' || i.state === 'exited' || i.state === 'stopped', 'running, or ended');
+        assert.equal(api.state, 'running', `api is ${api.state}: ${api.reason ?? ''}; warnings: ${warnings.join(' | ')}`);
+        assert.equal(supervisor.info('zdb').state, 'running');
       });
     });
 
