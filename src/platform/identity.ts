@@ -1,3 +1,4 @@
+import { pollUntil } from '../core/poll.js';
 import type { ProcEntry, ProcessTable } from './proc-table.js';
 
 /** What makes a pid *this* process: the pid is recycled, the start time and boot are not. */
@@ -28,4 +29,16 @@ export function matchesIdentity(table: ProcessTable, id: ProcessIdentity, entry:
     entry.startTime === id.startTime &&
     id.bootId === table.bootId()
   );
+}
+
+/** Resolves true once the process `id` names is gone (or is a zombie), false if it still runs after `timeoutMs`. */
+export async function waitIdentityGone(table: ProcessTable, id: ProcessIdentity, timeoutMs: number): Promise<boolean> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  try {
+    await pollUntil(() => !matchesIdentity(table, id, table.read(id.pid)), deadline, { maxIntervalMs: 100 });
+    return true;
+  } catch (error) {
+    if (deadline.aborted) return false;
+    throw error;
+  }
 }

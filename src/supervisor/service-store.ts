@@ -11,6 +11,7 @@ import { TendError, errnoOf } from '../core/errors.js';
 import { parseSignal } from '../core/signals.js';
 import { strategyNames } from '../core/types.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
+import type { ServiceExitInfo } from './service-info.js';
 import { restartPolicies, type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from './definition.js';
 
 export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -157,7 +158,7 @@ export interface StoredOutcome {
   readonly state: 'stopped' | 'exited' | 'failed';
   readonly reason: string | null;
   readonly restarts: number;
-  readonly lastExit: { readonly code: number | null; readonly signal: string | null; readonly at: string } | null;
+  readonly lastExit: ServiceExitInfo | null;
 }
 
 export interface StoredService {
@@ -169,7 +170,8 @@ export interface StoredService {
 
 function outcomeOf(value: unknown): StoredOutcome | undefined {
   if (!isObject(value) || !['stopped', 'exited', 'failed'].includes(value.state as string)) return undefined;
-  const lastExit = isObject(value.lastExit) && typeof value.lastExit.at === 'string' ? (value.lastExit as StoredOutcome['lastExit']) : null;
+  const exit = value.lastExit;
+  const lastExit = isObject(exit) && typeof exit.at === 'string' ? { code: typeof exit.code === 'number' ? exit.code : null, signal: typeof exit.signal === 'string' ? exit.signal : null, at: exit.at } : null;
   return {
     state: value.state as StoredOutcome['state'],
     reason: typeof value.reason === 'string' ? value.reason : null,

@@ -12,12 +12,11 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { TendError, errnoOf, isTendError } from '../core/errors.js';
 import type { FinalStatus, ProcessSpec } from '../core/types.js';
 import type { ProcessHandle } from '../manager/process-handle.js';
 import type { ProcessManager } from '../manager/process-manager.js';
-import { matchesIdentity } from '../platform/identity.js';
+import { waitIdentityGone } from '../platform/identity.js';
 import { findPortHolders, type PortHolder } from '../platform/ports.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { sendSignal } from '../platform/signal.js';
@@ -189,6 +188,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   list(): ServiceInfo[] {
     const now = Date.now();
     return [...this.#services.values()].map((s) => this.#info(s, now));
+  }
+
+  /** The state alone, without the /proc reads of info(). */
+  stateOf(name: string): ServiceState {
+    return this.#get(name).state;
   }
 
   info(name: string): ServiceInfo {
@@ -569,6 +573,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#clearBackoff(service);
   }
 
+  /** Runs under the service's lock, so no launch of it is in flight. */
   async #stop(service: Service, timeoutMs: number | undefined, forget: boolean): Promise<void> {
     this.#interrupt(service);
     if (forget) {
@@ -576,16 +581,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#persist(service);
     }
     const handle = service.handle;
-    const running = handle !== undefined || service.launching !== undefined;
-    if (running) this.#setState(service, 'stopping', null);
-    // A launch in flight unwinds once it sees it is stale; its spawn may still finish first.
-    await service.launching?.catch(() => undefined);
-    const current = service.handle ?? handle;
-    if (current) {
-      await current.stop(timeoutMs === undefined ? {} : { timeoutMs });
-      this.#onExit(service, current, await current.wait());
+    if (handle) {
+      this.#setState(service, 'stopping', null);
+      await handle.stop(timeoutMs === undefined ? {} : { timeoutMs });
+      this.#onExit(service, handle, await handle.wait());
     }
-    if (running || service.state === 'backoff' || service.state === 'queued') this.#setState(service, 'stopped', 'stopped by user');
+    if (handle || service.state === 'backoff' || service.state === 'queued') this.#setState(service, 'stopped', 'stopped by user');
   }
 
   #clearBackoff(service: Service): void {
@@ -711,12 +712,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (holder.pid === null || holder.startTime === undefined) return false;
     const identity = { pid: holder.pid, startTime: holder.startTime, bootId: this.#table.bootId() };
     if (!sendSignal(this.#table, { kind: 'process', identity }, 'SIGTERM')) return true;
-    const deadline = Date.now() + PORT_HOLDER_GRACE_MS;
-    for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 100)) {
-      if (!matchesIdentity(this.#table, identity, this.#table.read(holder.pid))) return true;
-      await delay(wait);
-    }
-    sendSignal(this.#table, { kind: 'process', identity }, 'SIGKILL');
+    if (!(await waitIdentityGone(this.#table, identity, PORT_HOLDER_GRACE_MS))) sendSignal(this.#table, { kind: 'process', identity }, 'SIGKILL');
     return true;
   }
 

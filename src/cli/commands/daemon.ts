@@ -1,11 +1,10 @@
 import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { TendError } from '../../core/errors.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { systemProcessTable } from '../../platform/proc-table.js';
 import { sendSignal } from '../../platform/signal.js';
-import { matchesIdentity } from '../../platform/identity.js';
+import { waitIdentityGone } from '../../platform/identity.js';
 import { connectDaemon, runningDaemon } from '../../supervisor/client.js';
 import { daemonPaths } from '../../supervisor/daemon-paths.js';
 import { parseArgs, usageError } from '../args.js';
@@ -40,16 +39,6 @@ const DAEMON_LOG_MAX_BYTES = 1024 * 1024;
 
 function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-async function waitGone(pid: number, startTime: number, bootId: string, ms: number): Promise<boolean> {
-  const table = systemProcessTable();
-  const deadline = Date.now() + ms;
-  for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 100)) {
-    if (!matchesIdentity(table, { pid, startTime, bootId }, table.read(pid))) return true;
-    await delay(wait);
-  }
-  return false;
 }
 
 /**
@@ -136,13 +125,13 @@ export async function run(argv: string[]): Promise<number> {
       let killed = false;
       // Its services stop gracefully first: wait as long as their stop timeouts allow, and some.
       const waitMs = (answered?.stopBudgetMs ?? 0) + STOP_WAIT_MS;
-      if (target && !(await waitGone(target.pid, target.startTime, target.bootId, waitMs))) {
+      if (target && !(await waitIdentityGone(table, target, waitMs))) {
         if (!parsed.flags.force) {
           const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stopBudgetMs ?? 0) / 1000)} s)` : 'did not answer the request to stop';
           throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} ${what}` });
         }
         sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');
-        killed = await waitGone(target.pid, target.startTime, target.bootId, STOP_WAIT_MS);
+        killed = await waitIdentityGone(table, target, STOP_WAIT_MS);
       }
       const pid = answered?.pid ?? target?.pid;
       if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, log: daemonPaths(dir).log });

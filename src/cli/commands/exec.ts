@@ -1,5 +1,6 @@
 import { signalNumber } from '../../core/signals.js';
 import type { FinalStatus, ProcessSpec, StrategyChoice } from '../../core/types.js';
+import type { ProcessHandle } from '../../manager/process-handle.js';
 import { ProcessManager } from '../../manager/process-manager.js';
 import { parseArgs, parseDuration, parseEnvPairs, usageError, type FlagSpec } from '../args.js';
 
@@ -66,15 +67,20 @@ export async function run(argv: string[]): Promise<number> {
 
   // tend forwards signals itself, so the manager's own handlers stay off.
   const manager = await ProcessManager.create({ handleSignals: false });
-  const handle = await manager.start(spec);
-  // The command is done but left members behind: tend exec leaves nothing, so stop them.
-  manager.on('detached', (h) => void h.stop().catch(() => undefined));
-
+  // Listening before the start: the command may print (and be signalled) before start() resolves.
+  // A signal that arrives before the handle exists is forwarded once it does.
+  let handle: ProcessHandle | undefined;
+  const early: ('SIGINT' | 'SIGTERM' | 'SIGHUP')[] = [];
   let interrupts = 0;
   const forward = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP'): void => {
+    if (!handle) {
+      early.push(signal);
+      return;
+    }
+    const tree = handle;
     if (signal === 'SIGINT' && ++interrupts === 1) {
       try {
-        handle.signal(signal);
+        tree.signal(signal);
       } catch (error) {
         // A member of another user refused it: say so; a second Ctrl-C still kills what it can.
         process.stderr.write(`tend: ${(error as Error).message}\n`);
@@ -83,14 +89,18 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (signal === 'SIGINT') {
       process.stderr.write('tend: second interrupt: killing the process tree\n');
-      void handle.stop({ signal: 'SIGKILL' }).catch(() => undefined);
+      void tree.stop({ signal: 'SIGKILL' }).catch(() => undefined);
       return;
     }
-    void handle.stop({ signal }).catch(() => undefined);
+    void tree.stop({ signal }).catch(() => undefined);
   };
   const listeners = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, () => forward(s)] as const);
   for (const [s, l] of listeners) process.on(s, l);
   try {
+    handle = await manager.start(spec);
+    // The command is done but left members behind: tend exec leaves nothing, so stop them.
+    manager.on('detached', (h) => void h.stop().catch(() => undefined));
+    for (const signal of early.splice(0)) forward(signal);
     return exitCodeOf(await handle.wait());
   } finally {
     for (const [s, l] of listeners) process.removeListener(s, l);

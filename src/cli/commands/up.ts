@@ -89,7 +89,7 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   // Until every start was issued, "nothing active" only means "not started yet".
   let launched = false;
   const settleIfAllEnded = (): void => {
-    if (launched && supervisor.list().every((s) => !activeStates.has(s.state))) settle('all ended');
+    if (launched && supervisor.names().every((name) => !activeStates.has(supervisor.stateOf(name)))) settle('all ended');
   };
   supervisor.on('state', (name, state) => {
     if (!launched || state === 'queued') return;
