@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TendError } from '../core/errors.js';
 import { resolveStateDir } from '../registry/state-dir.js';
-import { connectDaemon } from '../supervisor/client.js';
-import type { ServiceConfig, StackConfig } from '../supervisor/definition.js';
+import { connectDaemon } from '../daemon/client.js';
+import type { ServiceConfig, StackConfig } from '../service/definition.js';
 import { definitionToJson } from '../supervisor/service-store.js';
 
 /** Queries answer at once; commands may wait for readiness, the queue and stop timeouts. */
@@ -78,7 +78,7 @@ export async function loadStack(file: string | undefined): Promise<StackConfig> 
     throw new TendError('CLI_USAGE', { message: 'no config file: none was given with -f and there is no tend.yaml, tend.yml or tend.json here', hint: 'Write a tend.yaml (see `tend up --help`) or pass -f FILE.' });
   }
   // Loaded only here: the YAML parser is most of the CLI's code.
-  const { loadConfig } = await import('../supervisor/config.js');
+  const { loadConfig } = await import('../stack/config.js');
   return loadConfig(path);
 }
 

@@ -9,7 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeValue, errnoOf } from '../core/errors.js';
-import type { ReadyCheck } from './definition.js';
+import type { ReadyCheck } from '../service/definition.js';
 
 /**
  * Where the lines of a service's output come from (a log file tail, a pipe):

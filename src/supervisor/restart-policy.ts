@@ -5,7 +5,7 @@
  * same in tests as in production.
  */
 import { TendError } from '../core/errors.js';
-import { DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, type RestartLimit, type RestartPolicy } from './definition.js';
+import { DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, type RestartLimit, type RestartPolicy } from '../service/definition.js';
 
 /** A run at least this long counts as healthy: the next crash starts the backoff over. */
 export const DEFAULT_STABLE_PERIOD_MS = 10_000;

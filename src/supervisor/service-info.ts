@@ -3,7 +3,7 @@
  * `tend ps --json`, `tend status NAME --json` and the daemon's responses.
  * Keys are stable; new ones may be added.
  */
-import type { RestartPolicy } from './definition.js';
+import type { RestartPolicy } from '../service/definition.js';
 
 /**
  * queued: waiting for a slot under the concurrency limit;

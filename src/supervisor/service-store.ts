@@ -12,7 +12,7 @@ import { parseSignal } from '../core/signals.js';
 import { strategyNames } from '../core/types.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import type { ServiceExitInfo } from './service-info.js';
-import { restartPolicies, type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from './definition.js';
+import { restartPolicies, type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from '../service/definition.js';
 
 export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 const STORE_SCHEMA = 1;

@@ -23,7 +23,7 @@ import { sendSignal } from '../platform/signal.js';
 import { readUsage } from '../platform/usage.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import { closest } from '../spawn/normalize-spec.js';
-import type { ServiceConfig } from './definition.js';
+import type { ServiceConfig } from '../service/definition.js';
 import { ConcurrencyLimiter, type Lease, type LimiterStatus } from './limiter.js';
 import { waitUntilReady, type LineSource } from './readiness.js';
 import { RestartTracker } from './restart-policy.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isTendError } from '../../src/core/errors.js';
-import type { RestartLimit, RestartPolicy } from '../../src/supervisor/config.js';
+import type { RestartLimit, RestartPolicy } from '../../src/stack/config.js';
 import {
   DEFAULT_STABLE_PERIOD_MS,
   RestartTracker,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ProcessManager } from '../../src/index.js';
 import { isTendError, type ErrorCode } from '../../src/core/errors.js';
 import { systemProcessTable } from '../../src/platform/proc-table.js';
-import type { ServiceConfig } from '../../src/supervisor/definition.js';
+import type { ServiceConfig } from '../../src/service/definition.js';
 import type { ServiceInfo, ServiceState } from '../../src/supervisor/service-info.js';
 import { ServiceStore, type StoredOutcome } from '../../src/supervisor/service-store.js';
 import { Supervisor, type SupervisorOptions } from '../../src/supervisor/supervisor.js';

@@ -5,8 +5,8 @@ import { packageRoot } from '../../platform/package-root.js';
 import { systemProcessTable } from '../../platform/proc-table.js';
 import { sendSignal } from '../../platform/signal.js';
 import { waitIdentityGone } from '../../platform/identity.js';
-import { connectDaemon, runningDaemon } from '../../supervisor/client.js';
-import { daemonPaths } from '../../supervisor/daemon-paths.js';
+import { connectDaemon, runningDaemon } from '../../daemon/client.js';
+import { daemonPaths } from '../../daemon/paths.js';
 import { parseArgs, usageError } from '../args.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -84,7 +84,7 @@ export async function run(argv: string[]): Promise<number> {
   switch (action) {
     case 'run': {
       process.title = 'tend daemon';
-      const { runDaemon } = await import('../../supervisor/daemon.js');
+      const { runDaemon } = await import('../../daemon/daemon.js');
       return runDaemon({ stateDir: dir, version: version(), log: await daemonLog(daemonPaths(dir).log) });
     }
     case 'start': {

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, st
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TendError, errnoOf } from '../../core/errors.js';
-import { daemonPaths } from '../../supervisor/daemon-paths.js';
+import { daemonPaths } from '../../daemon/paths.js';
 import { tailLines } from '../../supervisor/rotating-log.js';
 import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { parseArgs, usageError } from '../args.js';

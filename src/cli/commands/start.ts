@@ -3,7 +3,7 @@ import { TendError } from '../../core/errors.js';
 import { parseSignal } from '../../core/signals.js';
 import { strategyNames, type StrategyChoice } from '../../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../../spawn/normalize-spec.js';
-import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartPolicy, type ServiceConfig } from '../../supervisor/definition.js';
+import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartPolicy, type ServiceConfig } from '../../service/definition.js';
 import type { StartReport } from '../../supervisor/service-info.js';
 import { SERVICE_NAME_PATTERN } from '../../supervisor/service-store.js';
 import { parseArgs, parseDuration, parseEnvPairs, usageError, type FlagSpec, type ParsedArgs } from '../args.js';

@@ -1,6 +1,6 @@
 import { ProcessManager } from '../../manager/process-manager.js';
 import { systemProcessTable } from '../../platform/proc-table.js';
-import type { ServiceConfig } from '../../supervisor/definition.js';
+import type { ServiceConfig } from '../../service/definition.js';
 import type { ServiceInfo, ServiceState } from '../../supervisor/service-info.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { parseArgs, usageError } from '../args.js';

@@ -12,7 +12,7 @@ import { matchesIdentity } from '../platform/identity.js';
 import { packageRoot } from '../platform/package-root.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { ensureStateDir } from '../registry/state-dir.js';
-import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon-paths.js';
+import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
 import { connectProtocol, ProtocolError, type ProtocolClient } from './protocol.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;

@@ -13,8 +13,8 @@ import { parseSignal, type SignalName } from '../core/signals.js';
 import { MARKER_VARIABLE, strategyNames, type StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
 
-export * from './definition.js';
-import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from './definition.js';
+export * from '../service/definition.js';
+import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from '../service/definition.js';
 
 const MAX_DURATION_MS = 2_147_483_647;
 const SERVICE_NAME = /^[A-Za-z0-9._@-]{1,64}$/;

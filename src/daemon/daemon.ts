@@ -17,12 +17,12 @@ import { systemProcessTable } from '../platform/proc-table.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import { selfIdentity } from '../registry/manager-file.js';
 import { ensureStateDir } from '../registry/state-dir.js';
-import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './daemon-paths.js';
-import type { ServiceConfig } from './definition.js';
+import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
+import type { ServiceConfig } from '../service/definition.js';
 import { serveProtocol, type ProtocolHandlers } from './protocol.js';
-import { checkDefinition, ServiceStore } from './service-store.js';
-import type { ServiceInfo } from './service-info.js';
-import { Supervisor, type StartOptions } from './supervisor.js';
+import { checkDefinition, ServiceStore } from '../supervisor/service-store.js';
+import type { ServiceInfo } from '../supervisor/service-info.js';
+import { Supervisor, type StartOptions } from '../supervisor/supervisor.js';
 
 /** How many services may run at once until `tend limit N` says otherwise. */
 export const DAEMON_DEFAULT_LIMIT = 16;

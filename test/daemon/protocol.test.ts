@@ -20,7 +20,7 @@ import {
   serveProtocol,
   type ProtocolHandlers,
   type ProtocolServer,
-} from '../../src/supervisor/protocol.js';
+} from '../../src/daemon/protocol.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tend-protocol-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

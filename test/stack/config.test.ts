@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isTendError } from '../../src/core/errors.js';
-import { loadConfig, parseConfig, type StackConfig } from '../../src/supervisor/config.js';
+import { loadConfig, parseConfig, type StackConfig } from '../../src/stack/config.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/config/', import.meta.url));
 const dir = fixtures.replace(/\/$/, '');
