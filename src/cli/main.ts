@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { TendError, isUsageCode } from '../core/errors.js';
+import { TendError, codeSpec, isErrorCode } from '../core/errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   exec: { summary: 'run one command in the foreground, contained; nothing it starts outlives it', load: () => import('./commands/exec.js') },
@@ -56,11 +56,11 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof TendError) {
       process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${error.message}\n`);
-      process.exitCode = error.isUsageError ? 2 : 1;
+      process.exitCode = error.exitCode;
     } else if (error instanceof Error && error.name === 'ProtocolError' && 'code' in error && typeof error.code === 'string') {
       // An error the daemon answered with: its code is one of tend's.
       process.stderr.write(`tend: ${error.code}: ${error.message}\n`);
-      process.exitCode = isUsageCode(error.code) ? 2 : 1;
+      process.exitCode = isErrorCode(error.code) ? codeSpec(error.code).exit : 1;
     } else {
       process.stderr.write(`tend: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exitCode = 1;

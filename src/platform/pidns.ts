@@ -35,7 +35,7 @@ class PidNamespaceContainment implements Containment {
   plan(spec: NormalizedSpec): LaunchPlan {
     const nsinit = locateNativeHelper('tend-nsinit');
     if (!nsinit.path) {
-      throw new TendError('STRATEGY_UNAVAILABLE', { strategy: 'pidns', reason: nsinit.reason });
+      throw new TendError('STRATEGY_UNAVAILABLE', { strategy: 'pidns', reason: nsinit.reason ?? 'tend-nsinit was not found' });
     }
     const args: string[] = [];
     if (this.context.parentDeathSignal) args.push('-s', '9', '-p', String(process.pid));

@@ -4,10 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { TendError, describeValue, errnoOf, errorCodes, isTendError, type ErrorCode } from '../../src/core/errors.js';
+import { TendError, codeSpec, describeValue, errnoOf, errorCodes, isTendError, type DetailsOf, type ErrorCode } from '../../src/core/errors.js';
 import { repoRoot } from '../helpers/unit-local.js';
 
 type Details = Record<string, unknown>;
+
+/** Any code with any details: the loops below check every template, including with details of the wrong shape. */
+function anyError(code: ErrorCode, details: unknown): TendError {
+  return new TendError(code, details as never);
+}
 
 const docs = readFileSync(`${repoRoot}docs/errors.md`, 'utf8');
 const headings = [...docs.matchAll(/^###\s+`([^`]+)`\s*$/gm)].map((m) => m[1] as string);
@@ -38,7 +43,7 @@ test('error codes are unique UPPER_SNAKE_CASE names', () => {
 // code does not compile until it has an entry here. Every primitive detail
 // value must show up in the message (a template that reads the wrong key
 // leaves its value out).
-const representative: Record<ErrorCode, Details> = {
+const representative: { [C in ErrorCode]: DetailsOf<C> } = {
   SPEC_INVALID: { value: 'sh -c true' },
   SPEC_UNKNOWN_FIELD: { field: 'comand', known: 'command, args, cwd', suggestion: 'command' },
   SPEC_COMMAND_EMPTY: { value: '   ' },
@@ -80,6 +85,13 @@ const representative: Record<ErrorCode, Details> = {
   DAEMON_START_FAILED: { stateDir: '/tmp/state-x', reason: 'it exited (code 1) before it listened', log: '/tmp/state-x/daemon.log' },
   DAEMON_UNREACHABLE: { stateDir: '/tmp/state-x', reason: 'no answer within 30000 ms' },
   CLI_USAGE: { message: 'tend exec: no command given', hint: 'Usage: tend exec [options] -- CMD [ARGS...]' },
+  PROTOCOL_ERROR: { problem: 'Expected the request `id` to be a non-negative integer.' },
+  PROTOCOL_VERSION: { clientVersion: 2, daemonVersion: 1 },
+  UNKNOWN_METHOD: { method: 'frobnicate', known: 'ping, ps' },
+  PROTOCOL_TIMEOUT: { what: 'answer ps', timeoutMs: 30000 },
+  PROTOCOL_CONNECTION_CLOSED: { reason: 'the daemon is shutting down' },
+  PROTOCOL_ADDRESS_IN_USE: { path: '/tmp/state-x/daemon.sock', reason: 'another tend daemon is already listening there' },
+  INTERNAL: { reason: 'the result could not be encoded as JSON' },
 };
 
 // The same codes with their optional details left out: optional parts must
@@ -103,7 +115,7 @@ function primitiveValues(details: Details): string[] {
 test('every template renders a complete message naming the details it was given', () => {
   for (const code of errorCodes) {
     const details = representative[code];
-    const error = new TendError(code, details);
+    const error = anyError(code, details);
     assert.equal(error.code, code);
     assert.ok(error.message.trim().length > 10, `${code}: empty message`);
     assert.doesNotMatch(error.message, /undefined|\[object Object\]|NaN/, `${code}: ${error.message}`);
@@ -115,13 +127,13 @@ test('every template renders a complete message naming the details it was given'
 
 test('templates leave out optional details cleanly', () => {
   for (const [code, details] of Object.entries(minimal) as [ErrorCode, Details][]) {
-    const message = new TendError(code, details).message;
+    const message = anyError(code, details).message;
     assert.doesNotMatch(message, /undefined|null|\(\)|``/, `${code}: ${message}`);
     for (const value of primitiveValues(details)) assert.ok(message.includes(value), `${code}: ${message}`);
   }
-  assert.doesNotMatch(new TendError('SPEC_UNKNOWN_FIELD', minimal.SPEC_UNKNOWN_FIELD).message, /Did you mean/);
+  assert.doesNotMatch(anyError('SPEC_UNKNOWN_FIELD', minimal.SPEC_UNKNOWN_FIELD).message, /Did you mean/);
   assert.match(new TendError('SPEC_UNKNOWN_FIELD', representative.SPEC_UNKNOWN_FIELD).message, /Did you mean `command`\?/);
-  assert.doesNotMatch(new TendError('SPEC_ARGS_INVALID', minimal.SPEC_ARGS_INVALID).message, /index/);
+  assert.doesNotMatch(anyError('SPEC_ARGS_INVALID', minimal.SPEC_ARGS_INVALID).message, /index/);
   assert.match(new TendError('SPEC_ARGS_INVALID', representative.SPEC_ARGS_INVALID).message, /index 3/);
 });
 
@@ -129,7 +141,7 @@ test('no template crashes on details of the wrong shape or none at all', () => {
   const odd: Details = { value: { nested: [1, 2] }, field: null, name: Symbol('s'), cwd: undefined, pid: 1n };
   for (const code of errorCodes) {
     for (const details of [{}, odd]) {
-      const error = new TendError(code, details);
+      const error = anyError(code, details);
       assert.equal(typeof error.message, 'string', code);
       assert.ok(error.message.length > 0, code);
     }
@@ -182,11 +194,19 @@ const usage: Record<ErrorCode, boolean> = {
   STOP_FAILED: false,
   STATE_DIR_UNSAFE: false,
   PLUGIN_INVALID: false,
+  PROTOCOL_ERROR: false,
+  PROTOCOL_VERSION: false,
+  UNKNOWN_METHOD: false,
+  PROTOCOL_TIMEOUT: false,
+  PROTOCOL_CONNECTION_CLOSED: false,
+  PROTOCOL_ADDRESS_IN_USE: false,
+  INTERNAL: false,
 };
 
 test('isUsageError: SPEC_*, CONFIG_INVALID, CLI_USAGE and STRATEGY_UNAVAILABLE are usage errors, the rest are failures', () => {
   for (const code of errorCodes) {
-    assert.equal(new TendError(code, representative[code]).isUsageError, usage[code], code);
+    assert.equal(anyError(code, representative[code]).isUsageError, usage[code], code);
+    assert.equal(anyError(code, representative[code]).exitCode, usage[code] ? 2 : 1, code);
   }
   assert.deepEqual(Object.keys(usage).sort(), [...errorCodes].sort());
 });
@@ -222,4 +242,28 @@ test('describeValue says what a value is', () => {
   assert.equal(describeValue('a\0b'), '"a\\u0000b" (string)');
   assert.equal(describeValue(() => 1), 'a function');
   assert.match(describeValue(Symbol('x')), /Symbol\(x\)/);
+});
+
+test('docs/errors.md gives each code its exit status and HTTP status, as the catalog has them', () => {
+  for (const code of errorCodes) {
+    const body = new RegExp(`^###\\s+\`${code}\`\\s*\\n([\\s\\S]*?)(?=^#{1,3}\\s|(?![\\s\\S]))`, 'm').exec(docs)?.[1] ?? '';
+    const stated = /^Exit (\d), HTTP (\d{3})\.$/m.exec(body);
+    assert.ok(stated, `the section for ${code} does not say "Exit N, HTTP NNN."`);
+    const spec = codeSpec(code);
+    assert.deepEqual([Number(stated[1]), Number(stated[2])], [spec.exit, spec.http], code);
+  }
+});
+
+test('an error body from the daemon becomes a TendError with the message as sent', () => {
+  const known = TendError.fromBody({ code: 'SERVICE_UNKNOWN', message: 'No service is named "x" (as the daemon put it).', details: { name: 'x' } });
+  assert.ok(isTendError(known, 'SERVICE_UNKNOWN'));
+  assert.equal(known.message, 'No service is named "x" (as the daemon put it).');
+  assert.deepEqual(known.details, { name: 'x' });
+  assert.equal(known.exitCode, 1);
+  const unknown = TendError.fromBody({ code: 'FROM_THE_FUTURE', message: 'something new' });
+  assert.equal(unknown.code, 'INTERNAL');
+  assert.match(unknown.message, /FROM_THE_FUTURE: something new/);
+  const usageError = new TendError('CONFIG_INVALID', { file: 'tend.yaml', line: 3, message: 'bad', fix: 'fix it' });
+  assert.deepEqual(TendError.fromBody(usageError.toBody()).toBody(), usageError.toBody());
+  assert.equal(TendError.fromBody(usageError.toBody()).exitCode, 2);
 });

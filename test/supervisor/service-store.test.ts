@@ -210,7 +210,7 @@ describe('checkDefinition', () => {
   test('names the path it was given', () => {
     assert.throws(
       () => checkDefinition(jsonWith({ restart: 'sometimes' }), 'web.json'),
-      (error: unknown) => error instanceof TendError && error.details.field === 'web.json.restart',
+      (error: unknown) => isTendError(error, 'SPEC_OPTION_INVALID') && error.details.field === 'web.json.restart',
     );
   });
 });
