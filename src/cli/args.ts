@@ -1,4 +1,5 @@
 import { TendError } from '../core/errors.js';
+import { readDuration } from '../service/duration.js';
 
 export interface FlagSpec {
   readonly name: string;
@@ -60,13 +61,11 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
   return { flags, positionals, rest };
 }
 
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** "500ms", "5s", "1.5m", "2h" → milliseconds. A bare number is refused: its unit would be a guess. */
 export function parseDuration(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!match) throw usageError(`invalid duration for --${flag}: ${JSON.stringify(text)}`, 'Write a number with a unit: 500ms, 5s, 2m or 1h.');
-  return Math.round(Number(match[1]) * (units[match[2] as string] as number));
+  const reading = readDuration(text);
+  if (!reading.ok) throw usageError(`invalid duration for --${flag}: ${reading.problem}`, reading.fix);
+  return reading.ms;
 }
 
 /** "K=V" pairs into an object; the name must be non-empty. */

@@ -12,11 +12,11 @@ import { TendError, errnoOf } from '../core/errors.js';
 import { parseSignal, type SignalName } from '../core/signals.js';
 import { MARKER_VARIABLE, strategyNames, type StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
+import { readDuration } from '../service/duration.js';
 
 export * from '../service/definition.js';
 import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from '../service/definition.js';
 
-const MAX_DURATION_MS = 2_147_483_647;
 const SERVICE_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 const topLevelFields = ['services'] as const;
@@ -536,17 +536,12 @@ class ConfigReader {
 
   /** "500ms", "5s", "2m", "1h" (decimals allowed: "1.5s") or a whole number of milliseconds. */
   private readDuration(node: YamlNode | undefined, fallbackLine: number, path: string): number {
-    const value = isScalar(node) ? node.value : undefined;
-    let ms: number | undefined;
-    if (typeof value === 'number') ms = value;
-    else if (typeof value === 'string') {
-      const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
-      if (match !== null) ms = Math.round(Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h']);
+    const reading = readDuration(isScalar(node) ? node.value : undefined);
+    if (!reading.ok) {
+      const problem = isScalar(node) ? reading.problem : `got ${describe(node)}`;
+      throw this.fail(node, fallbackLine, path, `expected a duration such as 500ms, 10s or 2m: ${problem}`, reading.fix);
     }
-    if (ms === undefined || !Number.isInteger(ms) || ms < 0 || ms > MAX_DURATION_MS) {
-      throw this.fail(node, fallbackLine, path, `expected a duration such as 500ms, 5s or 2m, or a whole number of milliseconds, got ${describe(node)}`, 'Write a number with a unit (ms, s, m, h), e.g. 10s; at most about 24 days.');
-    }
-    return ms;
+    return reading.ms;
   }
 
   /** Every name in depends_on must be a service in this file, and the graph must be acyclic. */

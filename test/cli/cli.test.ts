@@ -129,6 +129,12 @@ test('tend exec usage errors exit 2 with a message that says what is wrong', asy
   }
 });
 
+test('a duration without a unit is refused on the command line as in tend.yaml, with the fix', async () => {
+  const r = await tend(['exec', '--stop-timeout', '10', '--', 'sh', '-c', 'exit 0']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /invalid duration for --stop-timeout: "10" has no unit\nWrite it with a unit: 10s for seconds, 10ms for milliseconds\./);
+});
+
 test('a valid --stop-timeout with a unit is accepted', async () => {
   for (const duration of ['500ms', '5s', '1.5m']) {
     const r = await tend(['exec', '--stop-timeout', duration, '--', 'sh', '-c', 'exit 0']);
