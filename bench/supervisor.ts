@@ -497,7 +497,7 @@ export async function run(): Promise<string> {
         try {
           for (let r = 0; r <= psRuns; r++) {
             const t0 = performance.now();
-            const res = (await queryDaemonIfRunning('ps')) as { services?: unknown[] } | undefined;
+            const res = await queryDaemonIfRunning('ps', {});
             if (r > 0) rt.push(performance.now() - t0);
             services = res?.services?.length ?? NaN;
           }

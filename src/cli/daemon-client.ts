@@ -4,12 +4,9 @@ import { resolve } from 'node:path';
 import { TendError } from '../core/errors.js';
 import { resolveStateDir } from '../registry/state-dir.js';
 import { connectDaemon } from '../daemon/client.js';
+import type { MethodName, ParamsOf, ResultOf } from '../daemon/methods.js';
 import type { ServiceConfig, StackConfig } from '../service/definition.js';
 import { definitionToJson } from '../supervisor/service-store.js';
-
-/** Queries answer at once; commands may wait for readiness, the queue and stop timeouts. */
-const QUERY_TIMEOUT_MS = 30_000;
-const COMMAND_TIMEOUT_MS = 24 * 3_600_000;
 
 export function stateDir(): string {
   return resolveStateDir(process.env);
@@ -18,23 +15,22 @@ export function stateDir(): string {
 export interface CallOptions {
   /** Start the daemon when none runs. */
   readonly start: boolean;
-  readonly query?: boolean;
 }
 
 /** One request to the daemon; the connection is closed afterwards. */
-export async function callDaemon(method: string, params: object, options: CallOptions): Promise<unknown> {
+export async function callDaemon<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions): Promise<ResultOf<M>> {
   const { client } = await connectDaemon({ stateDir: stateDir(), start: options.start });
   try {
-    return await client.request(method, params, { timeoutMs: options.query ? QUERY_TIMEOUT_MS : COMMAND_TIMEOUT_MS });
+    return await client.call(method, params);
   } finally {
     await client.close();
   }
 }
 
 /** Like callDaemon, but undefined when no daemon runs (for commands that only report). */
-export async function queryDaemonIfRunning(method: string, params: object = {}): Promise<unknown> {
+export async function queryDaemonIfRunning<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M> | undefined> {
   try {
-    return await callDaemon(method, params, { start: false, query: true });
+    return await callDaemon(method, params, { start: false });
   } catch (error) {
     if (error instanceof TendError && error.code === 'DAEMON_NOT_RUNNING') return undefined;
     throw error;

@@ -13,6 +13,7 @@ import { packageRoot } from '../platform/package-root.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { ensureStateDir } from '../registry/state-dir.js';
 import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
+import { daemonClientOf, type DaemonClient } from './dispatch.js';
 import { connectProtocol, ProtocolError, type ProtocolClient } from './protocol.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -27,7 +28,7 @@ export interface ConnectDaemonOptions {
 }
 
 export interface DaemonConnection {
-  readonly client: ProtocolClient;
+  readonly client: DaemonClient;
   /** The pid of the daemon this call spawned, if it had to (a racing client's daemon may be the one that won). */
   readonly spawnedPid: number | undefined;
 }
@@ -44,7 +45,7 @@ async function tryConnect(socket: string): Promise<ProtocolClient | undefined> {
 export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonConnection> {
   const paths = daemonPaths(options.stateDir);
   const existing = await tryConnect(paths.socket);
-  if (existing) return { client: existing, spawnedPid: undefined };
+  if (existing) return { client: daemonClientOf(existing), spawnedPid: undefined };
   if (!options.start) throw new TendError('DAEMON_NOT_RUNNING', { stateDir: options.stateDir });
   ensureStateDir(options.stateDir);
 
@@ -77,7 +78,7 @@ export async function connectDaemon(options: ConnectDaemonOptions): Promise<Daem
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     const client = await tryConnect(paths.socket);
-    if (client) return { client, spawnedPid };
+    if (client) return { client: daemonClientOf(client), spawnedPid };
     if (exit !== undefined && exit.code !== EXIT_ALREADY_RUNNING) {
       throw new TendError('DAEMON_START_FAILED', { stateDir: options.stateDir, reason: `it exited (${exit.code === null ? exit.signal : `code ${exit.code}`}) before it listened`, log: paths.log });
     }

@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { TendError, errnoOf } from '../core/errors.js';
+import { TendError, errnoOf, isTendError } from '../core/errors.js';
 import { ProcessManager } from '../manager/process-manager.js';
 import { tryInstanceLock } from '../platform/instance-lock.js';
 import { systemProcessTable } from '../platform/proc-table.js';
@@ -19,8 +19,10 @@ import { selfIdentity } from '../registry/manager-file.js';
 import { ensureStateDir } from '../registry/state-dir.js';
 import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
 import type { ServiceConfig } from '../service/definition.js';
-import { serveProtocol, type ProtocolHandlers } from './protocol.js';
-import { checkDefinition, ServiceStore } from '../supervisor/service-store.js';
+import { protocolHandlersOf, type MethodHandlers } from './dispatch.js';
+import type { DaemonDescription } from './methods.js';
+import { serveProtocol } from './protocol.js';
+import { ServiceStore } from '../supervisor/service-store.js';
 import type { ServiceInfo } from '../supervisor/service-info.js';
 import { Supervisor, type StartOptions } from '../supervisor/supervisor.js';
 
@@ -61,29 +63,7 @@ function removePidFiles(dir: string): void {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Request parameters: the socket is the user's own (0600), but a client of
-// another version must get a clear refusal, not a half-applied request.
-
-type Params = Record<string, unknown>;
-
-function paramsOf(value: unknown): Params {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Params) : {};
-}
-
-function nameParam(params: Params): string {
-  if (typeof params.name !== 'string') throw new TendError('SPEC_OPTION_INVALID', { field: 'name', expected: 'a service name', value: params.name });
-  return params.name;
-}
-
-function timeoutParam(params: Params): number | undefined {
-  const value = params.timeoutMs;
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new TendError('SPEC_OPTION_INVALID', { field: 'timeoutMs', expected: 'milliseconds', value });
-  return value;
-}
-
-function startOptions(params: Params): StartOptions {
+function startOptions(params: { queue?: boolean | undefined; freePort?: boolean | undefined; force?: boolean | undefined }): StartOptions {
   return { queue: params.queue !== false, freePort: params.freePort === true, force: params.force === true };
 }
 
@@ -134,7 +114,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
 
-  const describe = (): Record<string, unknown> => ({
+  const describe = (): DaemonDescription => ({
     pid: process.pid,
     version: options.version,
     stateDir,
@@ -146,13 +126,12 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     reaperPid: manager.reaperPid ?? null,
   });
 
-  const handlers: ProtocolHandlers = {
+  const handlers: MethodHandlers = {
     ping: () => Promise.resolve(describe()),
     ps: () => Promise.resolve({ services: supervisor.list(), limit: supervisor.limitStatus() }),
-    info: (raw) => Promise.resolve(supervisor.info(nameParam(paramsOf(raw)))),
-    define: async (raw) => {
-      const params = paramsOf(raw);
-      const definition = checkDefinition(params.definition, 'definition');
+    info: (params) => Promise.resolve(supervisor.info(params.name)),
+    define: async (params) => {
+      const definition = params.definition;
       const isNew = !supervisor.has(definition.name);
       supervisor.define(definition);
       if (params.start === false) return { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] };
@@ -160,44 +139,34 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         return await supervisor.start(definition.name, startOptions(params));
       } catch (error) {
         // A new service whose spec is invalid (no such command, missing cwd) is not kept: nothing of it was started.
-        if (isNew && error instanceof TendError && error.isUsageError) await supervisor.delete(definition.name);
+        if (isNew && isTendError(error) && error.isUsageError) await supervisor.delete(definition.name);
         throw error;
       }
     },
-    start: (raw) => {
-      const params = paramsOf(raw);
-      return supervisor.start(nameParam(params), startOptions(params));
-    },
-    stop: async (raw) => {
-      const params = paramsOf(raw);
-      const names = params.all === true ? supervisor.names() : params.names;
-      if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new TendError('SPEC_OPTION_INVALID', { field: 'names', expected: 'an array of service names', value: names });
+    start: (params) => supervisor.start(params.name, startOptions(params)),
+    stop: async (params) => {
+      const names = params.all === true ? supervisor.names() : (params.names ?? []);
       for (const name of names) supervisor.info(name); // SERVICE_UNKNOWN before anything is stopped
-      return { services: await supervisor.stop(names, { timeoutMs: timeoutParam(params) }) };
+      return { services: await supervisor.stop(names, { timeoutMs: params.timeoutMs }) };
     },
-    restart: (raw) => {
-      const params = paramsOf(raw);
-      return supervisor.restart(nameParam(params), { ...startOptions(params), timeoutMs: timeoutParam(params) });
-    },
-    delete: (raw) => {
-      const params = paramsOf(raw);
-      return supervisor.delete(nameParam(params), { timeoutMs: timeoutParam(params) });
-    },
-    up: async (raw) => {
-      const params = paramsOf(raw);
-      if (!Array.isArray(params.definitions)) throw new TendError('SPEC_OPTION_INVALID', { field: 'definitions', expected: 'an array of service definitions', value: params.definitions });
-      const definitions: ServiceConfig[] = params.definitions.map((d, i) => checkDefinition(d, `definitions[${i}]`));
+    restart: (params) => supervisor.restart(params.name, { ...startOptions(params), timeoutMs: params.timeoutMs }),
+    delete: (params) => supervisor.delete(params.name, { timeoutMs: params.timeoutMs }),
+    up: async (params) => {
+      const definitions = params.definitions;
       for (const definition of definitions) supervisor.define(definition);
       const options = startOptions(params);
       const results = await Promise.allSettled(definitions.map((d) => supervisor.start(d.name, options)));
-      const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [{ name: (definitions[i] as ServiceConfig).name, code: (r.reason as { code?: string }).code ?? 'ERROR', message: (r.reason as Error).message }] : []));
+      const errors = results.flatMap((r, i) => {
+        if (r.status === 'fulfilled') return [];
+        const body = isTendError(r.reason) ? r.reason.toBody() : new TendError('INTERNAL', { reason: String(r.reason) }).toBody();
+        return [{ name: (definitions[i] as ServiceConfig).name, code: body.code, message: body.message }];
+      });
       const services: ServiceInfo[] = definitions.map((d) => supervisor.info(d.name));
       return { services, errors };
     },
-    limit: (raw) => {
-      const params = paramsOf(raw);
-      if (params.max === undefined || params.max === null) return Promise.resolve(supervisor.limitStatus());
-      const change = supervisor.setLimit(params.max as number);
+    limit: (params) => {
+      if (params.max === undefined) return Promise.resolve(supervisor.limitStatus());
+      const change = supervisor.setLimit(params.max);
       writeFileAtomicSync(paths.settings, `${JSON.stringify({ maxConcurrent: change.new_limit })}\n`);
       return Promise.resolve({ ...supervisor.limitStatus(), ...change });
     },
@@ -210,7 +179,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     },
   };
 
-  const server = await serveProtocol(paths.socket, handlers);
+  const server = await serveProtocol(paths.socket, protocolHandlersOf(handlers));
   const self = selfIdentity(table);
   const info: DaemonInfo = { ...self, startedAt: startedAt.toISOString(), socket: paths.socket, version: options.version };
   writeFileAtomicSync(paths.info, `${JSON.stringify(info)}\n`);

@@ -1,7 +1,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { TendError, errnoOf } from '../core/errors.js';
+import { TendError, errnoOf, isTendError } from '../core/errors.js';
 import { parseSignal, type SignalName } from '../core/signals.js';
 import {
   MARKER_VARIABLE,
@@ -177,7 +177,7 @@ export class ProcessManager extends EventEmitter<ManagerEvents> {
       await this.#spawn(managed, spec);
       this.#keeper.afterSpawn(managed, record);
     } catch (error) {
-      const failure = error instanceof TendError ? error : new TendError('START_FAILED', { command: spec.command, reason: (error as Error).message }, { cause: error });
+      const failure: TendError = isTendError(error) ? error : new TendError('START_FAILED', { command: spec.command, reason: (error as Error).message }, { cause: error });
       managed.fail(failure);
       throw failure;
     }

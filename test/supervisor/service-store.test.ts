@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TendError, isTendError } from '../../src/core/errors.js';
+import { isTendError } from '../../src/core/errors.js';
 import type { ServiceConfig } from '../../src/service/definition.js';
 import { ServiceStore, checkDefinition, definitionToJson, sameDefinition } from '../../src/supervisor/service-store.js';
 import { makeStateDir, removeStateDirs } from '../helpers/state.js';

@@ -6,6 +6,7 @@ import { systemProcessTable } from '../../platform/proc-table.js';
 import { sendSignal } from '../../platform/signal.js';
 import { waitIdentityGone } from '../../platform/identity.js';
 import { connectDaemon, runningDaemon } from '../../daemon/client.js';
+import type { ShutdownResult } from '../../daemon/methods.js';
 import { daemonPaths } from '../../daemon/paths.js';
 import { parseArgs, usageError } from '../args.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
@@ -90,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     case 'start': {
       const { client, spawnedPid } = await connectDaemon({ stateDir: dir, start: true });
       try {
-        const info = (await client.request('ping', {}, { timeoutMs: 10_000 })) as { pid: number };
+        const info = await client.call('ping', {}, { timeoutMs: 10_000 });
         const started = info.pid === spawnedPid;
         if (json) printJson({ running: true, started, ...info });
         else process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})\n`);
@@ -100,7 +101,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
     case 'status': {
-      const info = (await queryDaemonIfRunning('ping')) as { pid: number; uptimeMs: number; services: number; rssBytes: number; socket: string; version: string } | undefined;
+      const info = await queryDaemonIfRunning('ping', {});
       if (json) printJson(info ? { running: true, ...info } : { running: false, stateDir: dir });
       else if (info) {
         process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptimeMs)}, ${info.services} service(s), ${formatBytes(info.rssBytes)} resident, socket ${info.socket}\n`);
@@ -110,9 +111,9 @@ export async function run(argv: string[]): Promise<number> {
     case 'stop': {
       const table = systemProcessTable();
       const recorded = runningDaemon(dir, table);
-      let answered: { pid: number; stopping: number; stopBudgetMs?: number } | undefined;
+      let answered: ShutdownResult | undefined;
       try {
-        answered = (await queryDaemonIfRunning('shutdown')) as typeof answered;
+        answered = await queryDaemonIfRunning('shutdown', {});
       } catch (error) {
         if (!parsed.flags.force || !recorded) throw error;
       }

@@ -1,4 +1,3 @@
-import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { parseArgs, parseDuration, usageError } from '../args.js';
 import { callDaemon, printJson } from '../daemon-client.js';
 import { checkName } from './start.js';
@@ -31,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   const name = checkName(rawName, 'delete');
   if (extra !== undefined || parsed.rest) throw usageError(`tend delete: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
   const timeoutMs = typeof parsed.flags.timeout === 'string' ? parseDuration(parsed.flags.timeout, 'timeout') : undefined;
-  const service = (await callDaemon('delete', { name, timeoutMs }, { start: true })) as ServiceInfo;
+  const service = await callDaemon('delete', { name, timeoutMs }, { start: true });
   if (parsed.flags.json) printJson({ deleted: service });
   else process.stdout.write(`deleted ${name}${service.log ? ` (its log stays at ${service.log})` : ''}\n`);
   return 0;

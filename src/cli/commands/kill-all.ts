@@ -1,4 +1,3 @@
-import type { KillAllReport } from '../../supervisor/service-info.js';
 import { parseArgs, usageError } from '../args.js';
 import { printJson, queryDaemonIfRunning } from '../daemon-client.js';
 
@@ -27,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend kill-all: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
-  const report = ((await queryDaemonIfRunning('killAll')) as KillAllReport | undefined) ?? { killed_count: 0, killed_pids: [], services: [], dequeued: 0 };
+  const report = (await queryDaemonIfRunning('killAll', {})) ?? { killed_count: 0, killed_pids: [], services: [], dequeued: 0 };
   if (parsed.flags.json) printJson(report);
   else process.stdout.write(`killed ${report.killed_count} process(es)${report.killed_pids.length > 0 ? `: ${report.killed_pids.join(' ')}` : ''}${report.services.length > 0 ? ` (services ${report.services.join(', ')})` : ''}${report.dequeued > 0 ? `; ${report.dequeued} queued start(s) refused` : ''}\n`);
   return 0;

@@ -1,4 +1,3 @@
-import type { LimiterStatus } from '../../supervisor/limiter.js';
 import { parseArgs, usageError } from '../args.js';
 import { callDaemon, printJson, queryDaemonIfRunning } from '../daemon-client.js';
 
@@ -32,9 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   const [text, extra] = parsed.positionals;
   if (extra !== undefined || parsed.rest) throw usageError(`tend limit: unexpected ${JSON.stringify(extra ?? '--')}`);
   if (text !== undefined && !/^[1-9]\d{0,8}$/.test(text)) throw usageError(`tend limit: invalid limit ${JSON.stringify(text)}: expected a whole number from 1`);
-  const status = (text === undefined
-    ? await queryDaemonIfRunning('limit')
-    : await callDaemon('limit', { max: Number(text) }, { start: true, query: true })) as (LimiterStatus & { old_limit?: number; new_limit?: number }) | undefined;
+  const status = text === undefined ? await queryDaemonIfRunning('limit', {}) : await callDaemon('limit', { max: Number(text) }, { start: true });
   if (parsed.flags.json) {
     printJson(status ?? { daemon: false });
     return 0;

@@ -4,7 +4,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { TendError, errnoOf } from '../../core/errors.js';
 import { daemonPaths } from '../../daemon/paths.js';
 import { tailLines } from '../../supervisor/rotating-log.js';
-import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { parseArgs, usageError } from '../args.js';
 import { queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { checkName } from './start.js';
@@ -26,7 +25,7 @@ const FOLLOW_POLL_MS = 200;
 async function logPathOf(name: string): Promise<string> {
   const dir = stateDir();
   try {
-    const info = (await queryDaemonIfRunning('info', { name })) as ServiceInfo | undefined;
+    const info = await queryDaemonIfRunning('info', { name });
     if (info) {
       if (info.log === null) throw usageError(`tend logs: ${name} has no log file`);
       return info.log;

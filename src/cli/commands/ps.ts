@@ -1,5 +1,3 @@
-import type { LimiterStatus } from '../../supervisor/limiter.js';
-import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { parseArgs, usageError } from '../args.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { servicesTable, useColour } from '../format.js';
@@ -32,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend ps: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
-  const result = (await queryDaemonIfRunning('ps')) as { services: ServiceInfo[]; limit: LimiterStatus } | undefined;
+  const result = await queryDaemonIfRunning('ps', {});
   if (parsed.flags.json) {
     printJson({ daemon: result !== undefined, stateDir: stateDir(), services: result?.services ?? [], limit: result?.limit ?? null });
     return 0;

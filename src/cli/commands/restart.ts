@@ -1,4 +1,3 @@
-import type { StartReport } from '../../supervisor/service-info.js';
 import { parseArgs, parseDuration, usageError } from '../args.js';
 import { callDaemon } from '../daemon-client.js';
 import { checkName, printStartReport } from './start.js';
@@ -34,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   const name = checkName(rawName, 'restart');
   if (extra !== undefined || parsed.rest) throw usageError(`tend restart: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
   const timeoutMs = typeof parsed.flags.timeout === 'string' ? parseDuration(parsed.flags.timeout, 'timeout') : undefined;
-  const report = (await callDaemon('restart', { name, timeoutMs, queue: parsed.flags['no-queue'] !== true }, { start: true })) as StartReport;
+  const report = await callDaemon('restart', { name, timeoutMs, queue: parsed.flags['no-queue'] !== true }, { start: true });
   printStartReport(report, parsed.flags.json === true);
   return 0;
 }

@@ -190,7 +190,7 @@ export async function run(argv: string[]): Promise<number> {
   if (parsed.rest !== undefined) {
     if (parsed.flags.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
     const definition = definitionFromFlags(name, parsed.rest, parsed);
-    const report = (await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true })) as StartReport;
+    const report = await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true });
     printStartReport(report, json);
     return 0;
   }
@@ -205,13 +205,13 @@ export async function run(argv: string[]): Promise<number> {
       for (const definition of withDependencies(stack, name)) {
         await callDaemon('define', { definition: definitionForWire(definition), start: false }, { start: true });
       }
-      const report = (await callDaemon('start', { name, ...options }, { start: true })) as StartReport;
+      const report = await callDaemon('start', { name, ...options }, { start: true });
       printStartReport(report, json);
       return 0;
     }
     if (parsed.flags.file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
   }
-  const report = (await callDaemon('start', { name, ...options }, { start: true })) as StartReport;
+  const report = await callDaemon('start', { name, ...options }, { start: true });
   printStartReport(report, json);
   return 0;
 }

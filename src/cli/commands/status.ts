@@ -1,4 +1,3 @@
-import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { parseArgs, usageError } from '../args.js';
 import { callDaemon, printJson } from '../daemon-client.js';
 import { formatBytes, formatDuration, stateLabel, table, useColour } from '../format.js';
@@ -33,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   const [rawName, extra] = parsed.positionals;
   const name = checkName(rawName, 'status');
   if (extra !== undefined || parsed.rest) throw usageError(`tend status: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
-  const s = (await callDaemon('info', { name }, { start: true, query: true })) as ServiceInfo;
+  const s = await callDaemon('info', { name }, { start: true });
   if (parsed.flags.json) printJson(s);
   else {
     const colour = useColour(process.stdout);

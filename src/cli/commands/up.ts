@@ -1,7 +1,7 @@
 import { ProcessManager } from '../../manager/process-manager.js';
 import { systemProcessTable } from '../../platform/proc-table.js';
 import type { ServiceConfig } from '../../service/definition.js';
-import type { ServiceInfo, ServiceState } from '../../supervisor/service-info.js';
+import type { ServiceState } from '../../supervisor/service-info.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { parseArgs, usageError } from '../args.js';
 import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
@@ -55,10 +55,7 @@ const palette: Colour[] = ['cyan', 'magenta', 'yellow', 'blue', 'green'];
 const activeStates: ReadonlySet<ServiceState> = new Set(['queued', 'starting', 'running', 'backoff', 'stopping']);
 
 async function detached(services: readonly ServiceConfig[], json: boolean): Promise<number> {
-  const result = (await callDaemon('up', { definitions: services.map(definitionForWire) }, { start: true })) as {
-    services: ServiceInfo[];
-    errors: { name: string; code: string; message: string }[];
-  };
+  const result = await callDaemon('up', { definitions: services.map(definitionForWire) }, { start: true });
   if (json) printJson(result);
   else {
     const colour = useColour(process.stdout);
