@@ -11,7 +11,7 @@ export type MethodHandlers = { readonly [M in MethodName]: (params: CheckedParam
 export function protocolHandlersOf(handlers: MethodHandlers): ProtocolHandlers {
   const entries = methodNames.map((name): [MethodName, ProtocolHandler] => {
     const handler = handlers[name] as (params: unknown, context: HandlerContext) => Promise<unknown>;
-    return [name, (raw, context) => handler(methods[name].params.parse(raw, 'params'), context)];
+    return [name, async (raw, context) => handler(methods[name].params.parse(raw, 'params'), context)];
   });
   return Object.fromEntries(entries);
 }
