@@ -1,8 +1,6 @@
-import { ProcessManager } from '../../manager/process-manager.js';
-import { systemProcessTable } from '../../platform/proc-table.js';
+import { openSupervisor } from '../../daemon/open-supervisor.js';
 import type { ServiceConfig } from '../../service/definition.js';
 import type { ServiceState } from '../../supervisor/service-info.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
 import { parseArgs, usageError } from '../args.js';
 import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
 import { paint, serviceLine, useColour, type Colour } from '../format.js';
@@ -73,14 +71,12 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   const tendPrefix = paint('tend'.padEnd(width), 'grey', colour);
   const say = (line: string): void => void out.write(`${tendPrefix} | ${line}\n`);
 
-  const manager = await ProcessManager.create({ handleSignals: false });
-  const supervisor = new Supervisor({
-    manager,
-    table: systemProcessTable(),
+  const opened = await openSupervisor({
     onOutput: (name, line) => void out.write(`${prefixes.get(name) ?? name} | ${line}\n`),
     maxConcurrent: Math.max(1, services.filter((s) => !s.exemptFromLimit).length),
     warn: (message) => say(`warning: ${message}`),
   });
+  const supervisor = opened.supervisor;
   let settle!: (why: string) => void;
   const finished = new Promise<string>((resolve) => (settle = resolve));
   // Until every start was issued, "nothing active" only means "not started yet".
@@ -116,8 +112,7 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
     }
     const why = await finished;
     const before = supervisor.list();
-    await supervisor.close({ forget: true });
-    await manager.shutdown();
+    await opened.close({ forget: true });
     say(`stopped (${why})`);
     if (why !== 'all ended') return 0;
     return before.every((s) => s.state === 'stopped' || (s.state === 'exited' && s.lastExit?.code === 0)) ? 0 : 1;
