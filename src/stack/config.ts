@@ -9,15 +9,15 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode, type YAMLMap, type YAMLSeq } from 'yaml';
 import { TendError, errnoOf } from '../core/errors.js';
-import { parseSignal, type SignalName } from '../core/signals.js';
-import { MARKER_VARIABLE, strategyNames, type StrategyChoice } from '../core/types.js';
+import type { SignalName } from '../core/signals.js';
+import { MARKER_VARIABLE, type StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
 import { readDuration } from '../service/duration.js';
+import * as rules from '../service/rules.js';
 
 export * from '../service/definition.js';
-import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from '../service/definition.js';
+import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from '../service/definition.js';
 
-const SERVICE_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 const topLevelFields = ['services'] as const;
 const serviceFields = [
@@ -148,15 +148,10 @@ class ConfigReader {
     for (const pair of servicesNode.items) {
       const keyNode = this.deref(asNode(pair.key));
       const keyLine = this.lineOf(keyNode, servicesEntry.keyLine);
-      const name = isScalar(keyNode) ? keyNode.value : undefined;
-      if (typeof name !== 'string' || !SERVICE_NAME.test(name)) {
-        throw configError(
-          this.file,
-          keyLine,
-          `services.${String(name)}`,
-          `invalid service name ${describe(keyNode)}`,
-          'Name the service with 1-64 letters, digits, ".", "_", "-" or "@" (quote names that look like numbers).',
-        );
+      const raw = isScalar(keyNode) ? keyNode.value : undefined;
+      const name = rules.serviceName.read(raw);
+      if (name === undefined) {
+        throw configError(this.file, keyLine, `services.${String(raw)}`, `expected ${rules.serviceName.expected}, got ${describe(keyNode)}`, rules.serviceName.fix(raw));
       }
       const deps: Dependency[] = [];
       services.push(this.readService(name, keyLine, this.deref(asNode(pair.value)), deps));
@@ -395,19 +390,9 @@ class ConfigReader {
   }
 
   private readRestart(entry: Entry, path: string): RestartPolicy {
-    const value = isScalar(entry.value) ? entry.value.value : undefined;
-    if (typeof value !== 'string' || !restartPolicies.includes(value as RestartPolicy)) {
-      const suggestion = typeof value === 'string' ? closest(value, restartPolicies) : undefined;
-      throw this.fail(
-        entry.value,
-        entry.keyLine,
-        path,
-        `expected one of ${restartPolicies.join(', ')}, got ${describe(entry.value)}`,
-        suggestion === undefined ? `Write \`restart: on-failure\` (the default), \`never\` or \`always\`.` : `Did you mean \`restart: ${suggestion}\`?`,
-      );
-    }
-    return value as RestartPolicy;
+    return this.readRule(rules.restartPolicy, entry.value, entry.keyLine, path);
   }
+
 
   private readRestartLimit(entry: Entry, path: string): RestartLimit {
     const node = entry.value;
@@ -488,12 +473,9 @@ class ConfigReader {
   }
 
   private readPort(node: YamlNode | undefined, fallbackLine: number, path: string): number {
-    const value = isScalar(node) ? node.value : undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-      throw this.fail(node, fallbackLine, path, `expected a port number from 1 to 65535, got ${describe(node)}`, 'Write the port as a whole number without quotes, e.g. 3000.');
-    }
-    return value;
+    return this.readRule(rules.port, node, fallbackLine, path);
   }
+
 
   private readDependsOn(entry: Entry, path: string): Dependency[] {
     const node = entry.value;
@@ -509,22 +491,22 @@ class ConfigReader {
   }
 
   private readSignal(entry: Entry, path: string): SignalName {
-    const value = isScalar(entry.value) ? entry.value.value : undefined;
-    const signal = parseSignal(value);
-    if (signal === undefined) {
-      throw this.fail(entry.value, entry.keyLine, path, `unknown signal ${describe(entry.value)}`, 'Use a name such as SIGTERM, SIGINT or SIGHUP, or its number.');
-    }
-    return signal;
+    return this.readRule(rules.stopSignal, entry.value, entry.keyLine, path);
   }
 
+
   private readStrategy(entry: Entry, path: string): StrategyChoice {
-    const value = isScalar(entry.value) ? entry.value.value : undefined;
-    const choices: readonly string[] = ['auto', ...strategyNames];
-    if (typeof value !== 'string' || !choices.includes(value)) {
-      throw this.fail(entry.value, entry.keyLine, path, `expected one of ${choices.join(', ')}, got ${describe(entry.value)}`, 'Leave it out (auto picks the strongest this machine offers) or name one of these.');
-    }
-    return value as StrategyChoice;
+    return this.readRule(rules.strategy, entry.value, entry.keyLine, path);
   }
+
+  /** A field that obeys one of the service rules: the rule's words, framed as file:line. */
+  private readRule<T>(rule: rules.Rule<T>, node: YamlNode | undefined, fallbackLine: number, path: string): T {
+    const value = isScalar(node) ? node.value : undefined;
+    const read = rule.read(value);
+    if (read === undefined) throw this.fail(node, fallbackLine, path, `expected ${rule.expected}, got ${describe(node)}`, rule.fix(value));
+    return read;
+  }
+
 
   private readBoolean(entry: Entry, path: string): boolean {
     const value = isScalar(entry.value) ? entry.value.value : undefined;

@@ -8,13 +8,12 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { TendError, errnoOf } from '../core/errors.js';
-import { parseSignal } from '../core/signals.js';
-import { strategyNames } from '../core/types.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import type { ServiceExitInfo } from './service-info.js';
-import { restartPolicies, type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from '../service/definition.js';
+import * as rules from '../service/rules.js';
+import { type ReadyCheck, type ServiceConfig, type UnresponsiveConfig } from '../service/definition.js';
 
-export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+export { SERVICE_NAME_PATTERN } from '../service/name.js';
 const STORE_SCHEMA = 1;
 
 type Json = Record<string, unknown>;
@@ -49,9 +48,15 @@ function integer(o: Json, key: string, path: string, min: number, max = Number.M
   return value;
 }
 
+/** A field that obeys one of the service rules, in the rule's words. */
+function obey<T>(rule: rules.Rule<T>, value: unknown, field: string): T {
+  const read = rule.read(value);
+  if (read === undefined) throw invalid(field, rule.expected, value);
+  return read;
+}
+
 function port(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) throw invalid(field, 'a port from 1 to 65535', value);
-  return value;
+  return obey(rules.port, value, field);
 }
 
 function readyCheck(value: unknown, path: string): ReadyCheck | undefined {
@@ -86,7 +91,7 @@ function unresponsive(value: unknown, path: string): UnresponsiveConfig | undefi
 export function checkDefinition(value: unknown, path = 'service'): ServiceConfig {
   if (!isObject(value)) throw invalid(path, 'a service definition object', value);
   const name = string(value, 'name', path);
-  if (!SERVICE_NAME_PATTERN.test(name)) throw invalid(`${path}.name`, '1-64 letters, digits, ".", "_", "-" or "@"', name);
+  obey(rules.serviceName, name, `${path}.name`);
   const cwd = string(value, 'cwd', path);
   if (!isAbsolute(cwd)) throw invalid(`${path}.cwd`, 'an absolute directory', cwd);
   const env = value.env;
@@ -95,8 +100,7 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
   if (value.inheritEnv !== false) throw invalid(`${path}.inheritEnv`, 'false (the client copies inherited variables into env)', value.inheritEnv);
   const log = optionalString(value, 'log', path);
   if (log !== undefined && !isAbsolute(log)) throw invalid(`${path}.log`, 'an absolute file path', log);
-  const restart = value.restart;
-  if (!restartPolicies.includes(restart as never)) throw invalid(`${path}.restart`, restartPolicies.join(', '), restart);
+  const restart = obey(rules.restartPolicy, value.restart, `${path}.restart`);
   let restartLimit: ServiceConfig['restartLimit'];
   if (value.restartLimit !== undefined && value.restartLimit !== null) {
     const limit = value.restartLimit;
@@ -107,14 +111,12 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
   }
   const ports = value.ports;
   if (!Array.isArray(ports)) throw invalid(`${path}.ports`, 'an array of ports', ports);
-  const strategy = value.strategy;
-  if (strategy !== 'auto' && !strategyNames.includes(strategy as never)) throw invalid(`${path}.strategy`, 'auto, cgroup, pidns or pgroup', strategy);
-  const stopSignal = parseSignal(value.stopSignal);
-  if (stopSignal === undefined) throw invalid(`${path}.stopSignal`, 'a signal name such as SIGTERM', value.stopSignal);
+  const strategy = obey(rules.strategy, value.strategy, `${path}.strategy`);
+  const stopSignal = obey(rules.stopSignal, value.stopSignal, `${path}.stopSignal`);
   if (typeof value.exemptFromLimit !== 'boolean') throw invalid(`${path}.exemptFromLimit`, 'true or false', value.exemptFromLimit);
   const dependsOn = strings(value, 'dependsOn', path);
   for (const dependency of dependsOn) {
-    if (!SERVICE_NAME_PATTERN.test(dependency) || dependency === name) throw invalid(`${path}.dependsOn`, 'names of other services', dependsOn);
+    if (rules.serviceName.read(dependency) === undefined || dependency === name) throw invalid(`${path}.dependsOn`, 'names of other services', dependsOn);
   }
   const command = string(value, 'command', path);
   if (command.trim() === '') throw invalid(`${path}.command`, 'a program to run', command);
@@ -126,14 +128,14 @@ export function checkDefinition(value: unknown, path = 'service'): ServiceConfig
     env: env as Record<string, string>,
     inheritEnv: false,
     log,
-    restart: restart as ServiceConfig['restart'],
+    restart,
     restartLimit,
     ready: readyCheck(value.ready, `${path}.ready`),
     ports: ports.map((p, i) => port(p, `${path}.ports[${i}]`)),
     dependsOn,
     stopSignal,
     stopTimeoutMs: integer(value, 'stopTimeoutMs', path, 0),
-    strategy: strategy as ServiceConfig['strategy'],
+    strategy,
     exemptFromLimit: value.exemptFromLimit,
     unresponsive: unresponsive(value.unresponsive, `${path}.unresponsive`),
   };

@@ -165,7 +165,7 @@ const badCases: readonly BadCase[] = [
     line: 4,
     field: 'services.web.restart',
     problem: /^expected one of never, on-failure, always, got "sometimes"$/,
-    fix: /restart: on-failure/,
+    fix: /^Use on-failure \(the default\), never or always\.$/,
   },
   {
     name: 'empty restart value (reported at its key)',
@@ -173,7 +173,7 @@ const badCases: readonly BadCase[] = [
     line: 4,
     field: 'services.web.restart',
     problem: /got nothing/,
-    fix: /restart: on-failure/,
+    fix: /on-failure \(the default\)/,
   },
   {
     name: 'port out of range',
@@ -301,8 +301,8 @@ const badCases: readonly BadCase[] = [
     yaml: 'services:\n  web:\n    command: node\n  "my web":\n    command: node\n',
     line: 4,
     field: 'services.my web',
-    problem: /invalid service name "my web"/,
-    fix: /1-64 letters/,
+    problem: /expected a service name \(1-64 letters, digits, "\.", "_", "-" or "@"\), got "my web"/,
+    fix: /Rename it/,
   },
   {
     name: 'no services key',
@@ -339,7 +339,7 @@ for (const bad of badCases) {
 
 test('the message reads file:line: field: problem. Fix: ...', () => {
   assert.throws(() => parseConfig('services:\n  web:\n    command: node\n    restart: sometimes\n', 'tend.yaml'), {
-    message: 'tend.yaml:4: services.web.restart: expected one of never, on-failure, always, got "sometimes". Fix: Write `restart: on-failure` (the default), `never` or `always`.',
+    message: 'tend.yaml:4: services.web.restart: expected one of never, on-failure, always, got "sometimes". Fix: Use on-failure (the default), never or always.',
   });
 });
 
