@@ -1,34 +1,33 @@
 import { TendError } from '../../core/errors.js';
 import type { StartReport } from '../../supervisor/service-info.js';
-import { SERVICE_NAME_PATTERN } from '../../supervisor/service-store.js';
-import { parseArgs, usageError, type FlagSpec } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, withDependencies } from '../daemon-client.js';
 import { serviceLine, useColour } from '../format.js';
 import { definitionFlags, definitionFromFlags } from '../service-flags.js';
 
-const flags: FlagSpec[] = [
-  { name: 'cwd', kind: 'string', short: 'C' },
-  { name: 'env', kind: 'list', short: 'e' },
-  { name: 'inherit-env', kind: 'optional' },
-  { name: 'log', kind: 'string' },
-  { name: 'restart', kind: 'string' },
-  { name: 'max-restarts', kind: 'string' },
-  { name: 'backoff', kind: 'string' },
-  { name: 'max-backoff', kind: 'string' },
-  { name: 'port', kind: 'list', short: 'p' },
-  { name: 'ready', kind: 'string' },
-  { name: 'ready-timeout', kind: 'string' },
-  { name: 'stop-signal', kind: 'string' },
-  { name: 'stop-timeout', kind: 'string' },
-  { name: 'strategy', kind: 'string' },
-  { name: 'limit-exempt', kind: 'boolean' },
-  { name: 'no-queue', kind: 'boolean' },
-  { name: 'free-port', kind: 'boolean' },
-  { name: 'force', kind: 'boolean' },
-  { name: 'file', kind: 'string', short: 'f' },
-  { name: 'json', kind: 'boolean' },
-  { name: 'help', kind: 'boolean', short: 'h' },
-];
+// The definition flags stay strings here: definitionFromFlags reads them from the raw parse.
+const flags = {
+  cwd: { kind: 'string', short: 'C' },
+  env: { kind: 'list', short: 'e' },
+  'inherit-env': { kind: 'optional' },
+  log: { kind: 'string' },
+  restart: { kind: 'string' },
+  'max-restarts': { kind: 'string' },
+  backoff: { kind: 'string' },
+  'max-backoff': { kind: 'string' },
+  port: { kind: 'list', short: 'p' },
+  ready: { kind: 'string' },
+  'ready-timeout': { kind: 'string' },
+  'stop-signal': { kind: 'string' },
+  'stop-timeout': { kind: 'string' },
+  strategy: { kind: 'string' },
+  'limit-exempt': { kind: 'boolean' },
+  'no-queue': { kind: 'boolean' },
+  'free-port': { kind: 'boolean' },
+  force: { kind: 'boolean' },
+  file: { kind: 'string', short: 'f' },
+} as const;
 
 export const help = `Usage: tend start NAME [options] -- CMD [ARGS...]
        tend start NAME [-f FILE] [options]
@@ -75,12 +74,6 @@ Examples:
   tend start worker --restart always --inherit-env=PATH,HOME -- npm run worker
   tend start db -f stack.yaml`;
 
-export function checkName(name: string | undefined, command: string): string {
-  if (name === undefined) throw usageError(`tend ${command}: no service name given`, `Usage: tend ${command} NAME ...`);
-  if (!SERVICE_NAME_PATTERN.test(name)) throw usageError(`tend ${command}: invalid service name ${JSON.stringify(name)}`, 'Use 1-64 letters, digits, ".", "_", "-" or "@".');
-  return name;
-}
-
 export function printStartReport(report: StartReport, json: boolean): void {
   if (json) return printJson(report);
   const colour = useColour(process.stdout);
@@ -90,31 +83,40 @@ export function printStartReport(report: StartReport, json: boolean): void {
   process.stdout.write(`${report.alreadyRunning ? 'already running: ' : ''}${serviceLine(report.service, colour)}\n`);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, flags, 'start');
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'start');
-  if (extra !== undefined) throw usageError(`tend start: unexpected ${JSON.stringify(extra)}`, 'Put the command after --: tend start NAME [options] -- CMD [ARGS...]');
-  const options = { queue: parsed.flags['no-queue'] !== true, freePort: parsed.flags['free-port'] === true, force: parsed.flags.force === true };
-  if (options.force && !options.freePort) throw usageError('tend start: --force only works with --free-port', 'Add --free-port to stop whoever holds a declared port.');
-  const json = parsed.flags.json === true;
+interface StartOptions {
+  readonly queue: boolean;
+  readonly freePort: boolean;
+  readonly force: boolean;
+}
 
-  if (parsed.rest !== undefined) {
-    if (parsed.flags.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
-    const definition = definitionFromFlags(name, parsed.rest, parsed);
-    const report = (await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true })) as StartReport;
-    printStartReport(report, json);
+export const { run } = defineCommand({
+  name: 'start',
+  help,
+  flags,
+  positionals: [{ name: 'NAME', service: true }],
+  json: true,
+  command: 'optional',
+  run: async ({ args, flags: f, json, command, parsed }) => {
+    const name = args.NAME;
+    const options: StartOptions = { queue: !f['no-queue'], freePort: f['free-port'], force: f.force };
+    if (options.force && !options.freePort) throw usageError('tend start: --force only works with --free-port', 'Add --free-port to stop whoever holds a declared port.');
+    if (command !== undefined) {
+      if (f.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
+      const definition = definitionFromFlags(name, command, parsed);
+      const report = (await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true })) as StartReport;
+      printStartReport(report, json);
+      return 0;
+    }
+    const given = definitionFlags.filter((flag) => parsed.flags[flag] !== undefined);
+    if (given.length > 0) throw usageError(`tend start: --${given[0] as string} defines a service, but no command was given after --`, `To change ${name}, give its whole definition: tend start ${name} [options] -- CMD [ARGS...]`);
+    printStartReport(await startDefined(name, f.file, options), json);
     return 0;
-  }
-  const given = definitionFlags.filter((f) => parsed.flags[f] !== undefined);
-  if (given.length > 0) throw usageError(`tend start: --${given[0] as string} defines a service, but no command was given after --`, `To change ${name}, give its whole definition: tend start ${name} [options] -- CMD [ARGS...]`);
+  },
+});
 
-  // Named in a config file: define it with its dependencies, then start it.
-  const configFile = findConfigFile(parsed.flags.file as string | undefined);
+/** Starts `name` as the daemon knows it, or as a config file defines it, with what it depends on. */
+async function startDefined(name: string, file: string | undefined, options: StartOptions): Promise<StartReport> {
+  const configFile = findConfigFile(file);
   if (configFile !== undefined) {
     const stack = await loadStack(configFile);
     if (stack.services.some((s) => s.name === name)) {
@@ -122,12 +124,10 @@ export async function run(argv: string[]): Promise<number> {
         await callDaemon('define', { definition: definitionForWire(definition), start: false }, { start: true });
       }
       const report = (await callDaemon('start', { name, ...options }, { start: true })) as StartReport;
-      printStartReport(report, json);
-      return 0;
+      return report;
     }
-    if (parsed.flags.file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
+    if (file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
   }
   const report = (await callDaemon('start', { name, ...options }, { start: true })) as StartReport;
-  printStartReport(report, json);
-  return 0;
+  return report;
 }

@@ -3,7 +3,8 @@ import { systemProcessTable } from '../../platform/proc-table.js';
 import type { ServiceConfig } from '../../service/definition.js';
 import type { ServiceInfo, ServiceState } from '../../supervisor/service-info.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import { parseArgs, usageError } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
 import { paint, serviceLine, useColour, type Colour } from '../format.js';
 
@@ -129,23 +130,15 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'file', kind: 'string', short: 'f' },
-      { name: 'detach', kind: 'boolean', short: 'd' },
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'up',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend up: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`, 'Usage: tend up [-f FILE] [-d]');
-  if (parsed.flags.json && !parsed.flags.detach) throw usageError('tend up: --json needs -d (in the foreground, tend up prints the services\' output)');
-  const stack = await loadStack(parsed.flags.file as string | undefined);
-  return parsed.flags.detach ? detached(stack.services, parsed.flags.json === true) : foreground(stack.services);
-}
+export const { run } = defineCommand({
+  name: 'up',
+  help,
+  flags: { file: { kind: 'string', short: 'f' }, detach: { kind: 'boolean', short: 'd' } },
+  positionals: [],
+  json: true,
+  run: async ({ flags, json }) => {
+    if (json && !flags.detach) throw usageError('tend up: --json needs -d (in the foreground, tend up prints the services\' output)');
+    const stack = await loadStack(flags.file);
+    return flags.detach ? detached(stack.services, json) : foreground(stack.services);
+  },
+});
