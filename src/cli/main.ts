@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { TendError, isUsageCode } from '../core/errors.js';
+import { inCliTerms } from './format.js';
 
 /**
  * Every command, by name, with the line the main help shows. A command's module
@@ -73,11 +74,11 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof TendError) {
-      process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${error.message}\n`);
+      process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${inCliTerms(error.message)}\n`);
       process.exitCode = error.isUsageError ? 2 : 1;
     } else if (error instanceof Error && error.name === 'ProtocolError' && 'code' in error && typeof error.code === 'string') {
       // An error the daemon answered with: its code is one of tend's.
-      process.stderr.write(`tend: ${error.code}: ${error.message}\n`);
+      process.stderr.write(`tend: ${error.code}: ${inCliTerms(error.message)}\n`);
       process.exitCode = isUsageCode(error.code) ? 2 : 1;
     } else {
       process.stderr.write(`tend: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

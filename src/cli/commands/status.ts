@@ -1,7 +1,7 @@
 import type { ServiceInfo } from '../../supervisor/service-info.js';
 import { defineCommand } from '../command-kit.js';
 import { callDaemon, printJson } from '../daemon-client.js';
-import { formatBytes, formatDuration, stateLabel, table, useColour } from '../format.js';
+import { formatBytes, formatDuration, inCliTerms, stateLabel, table, useColour } from '../format.js';
 
 export const help = `Usage: tend status NAME [--json]
 
@@ -34,7 +34,7 @@ async function status(name: string, json: boolean): Promise<number> {
     const rows: [string, string][] = [
       ['name', s.name],
       ['state', stateLabel(s, colour)],
-      ['reason', s.reason ?? '-'],
+      ['reason', s.reason === null ? '-' : inCliTerms(s.reason)],
       ['pid', s.pid === null ? '-' : String(s.pid)],
       ['tree', s.pids.length === 0 ? '-' : s.pids.join(' ')],
       ['uptime', formatDuration(s.uptimeMs)],

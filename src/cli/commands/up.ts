@@ -6,7 +6,7 @@ import { Supervisor } from '../../supervisor/supervisor.js';
 import { usageError } from '../args.js';
 import { defineCommand } from '../command-kit.js';
 import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
-import { paint, serviceLine, useColour, type Colour } from '../format.js';
+import { inCliTerms, paint, serviceLine, useColour, type Colour } from '../format.js';
 
 export const help = `Usage: tend up [-f FILE] [-d] [--json]
 
@@ -64,7 +64,7 @@ async function detached(services: readonly ServiceConfig[], json: boolean): Prom
   else {
     const colour = useColour(process.stdout);
     for (const service of result.services) process.stdout.write(`${serviceLine(service, colour)}\n`);
-    for (const error of result.errors) process.stderr.write(`tend: ${error.name}: ${error.code}: ${error.message}\n`);
+    for (const error of result.errors) process.stderr.write(`tend: ${error.name}: ${error.code}: ${inCliTerms(error.message)}\n`);
   }
   return result.errors.length === 0 ? 0 : 1;
 }
@@ -114,7 +114,7 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
     launched = true;
     for (const service of services) {
       supervisor.start(service.name).catch((error: unknown) => {
-        say(`${service.name}: ${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`);
+        say(`${service.name}: ${(error as { code?: string }).code ?? 'error'}: ${inCliTerms((error as Error).message)}`);
         settleIfAllEnded();
       });
     }
