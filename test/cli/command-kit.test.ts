@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { defineCommand } from '../../src/cli/command-kit.js';
+import { isTendError } from '../../src/core/errors.js';
 import { makeTempDir, removeDir, repoRoot, run, scanProcesses, type RunResult } from '../helpers/unit-local.js';
 
 const TEND = join(repoRoot, 'dist/src/bin/tend.js');
@@ -153,6 +155,69 @@ test('a command that is not found in PATH is explained in the command line\'s te
   assert.ok(stderr.includes('--inherit-env=PATH'), stderr);
   assert.ok(stderr.includes('inherit_env: [PATH]'), stderr);
   assert.doesNotMatch(stderr, /inheritEnv/);
+});
+
+// ------------------------------------------------ the kit, in-process --
+
+const probe = defineCommand({
+  name: 'probe',
+  help: 'Usage: tend probe NAME [TARGET...] [options]',
+  flags: {
+    all: { kind: 'boolean' },
+    log: { kind: 'string', short: 'l' },
+    env: { kind: 'list', short: 'e' },
+    'inherit-env': { kind: 'optional' },
+    timeout: { kind: 'duration', short: 't' },
+  },
+  positionals: [{ name: 'NAME', service: true }, { name: 'TARGET', service: true, optional: true, variadic: true }],
+  json: true,
+  run: (input) => {
+    seen.push({ flags: input.flags, json: input.json, name: input.args.NAME, targets: input.args.TARGET });
+    return Promise.resolve(0);
+  },
+});
+const seen: unknown[] = [];
+
+async function probeWith(argv: readonly string[]): Promise<unknown> {
+  seen.length = 0;
+  assert.equal(await probe.run(argv), 0);
+  assert.equal(seen.length, 1, 'run was called once');
+  return seen[0];
+}
+
+test('run gets typed, checked values: defaults when a flag is absent', async () => {
+  assert.deepEqual(await probeWith(['web']), {
+    flags: { all: false, log: undefined, env: [], 'inherit-env': undefined, timeout: undefined },
+    json: false,
+    name: 'web',
+    targets: [],
+  });
+});
+
+test('run gets typed, checked values: every kind of flag given', async () => {
+  const argv = ['web', 'db', 'cache', '--all', '-l', 'out.log', '-e', 'A=1', '--env=B=2', '--inherit-env=PATH,HOME', '-t', '1.5s', '--json'];
+  assert.deepEqual(await probeWith(argv), {
+    flags: { all: true, log: 'out.log', env: ['A=1', 'B=2'], 'inherit-env': 'PATH,HOME', timeout: 1500 },
+    json: true,
+    name: 'web',
+    targets: ['db', 'cache'],
+  });
+  assert.deepEqual(((await probeWith(['web', '--inherit-env'])) as { flags: object }).flags, { all: false, log: undefined, env: [], 'inherit-env': true, timeout: undefined });
+});
+
+test('run is not called when the command line is wrong: every refusal is CLI_USAGE', async () => {
+  const cases: [string[], RegExp][] = [
+    [[], /tend probe: no service name given\nUsage: tend probe NAME/],
+    [['web', 'bad/target'], /tend probe: invalid service name "bad\/target"/],
+    [['web', '--timeout', '90'], /invalid duration for --timeout: "90"/],
+    [['web', '--tiemout', '9s'], /unknown option --tiemout\nDid you mean `--timeout`\?/],
+    [['web', '--', 'x'], /tend probe: unexpected argument "--"/],
+  ];
+  for (const [argv, message] of cases) {
+    seen.length = 0;
+    await assert.rejects(probe.run(argv), (error: unknown) => isTendError(error, 'CLI_USAGE') && message.test(error.message), `probe ${argv.join(' ')}`);
+    assert.deepEqual(seen, [], `probe ${argv.join(' ')} ran`);
+  }
 });
 
 test('none of the above started a daemon', async () => {
