@@ -1,5 +1,6 @@
 import { TendError } from '../core/errors.js';
 import { readDuration } from '../service/duration.js';
+import { closest } from '../spawn/normalize-spec.js';
 
 export interface FlagSpec {
   readonly name: string;
@@ -19,8 +20,19 @@ export function usageError(message: string, hint?: string): TendError {
   return new TendError('CLI_USAGE', { message, hint });
 }
 
+/**
+ * An option the command does not take: with the closest one it does take
+ * ("did you mean"), or `notes[name]` when the command says why it has none.
+ */
+function unknownOption(option: string, specs: readonly FlagSpec[], command: string, notes: Readonly<Record<string, string>>): TendError {
+  const name = option.replace(/^-+/, '');
+  const suggestion = option.startsWith('--') ? closest(name, specs.map((s) => s.name)) : undefined;
+  const why = notes[name] ?? (suggestion === undefined ? undefined : `Did you mean \`--${suggestion}\`?`);
+  return usageError(`tend ${command}: unknown option ${option}`, `${why === undefined ? '' : `${why} `}Run \`tend ${command} --help\` for the options.`);
+}
+
 /** Strict parsing: unknown flags, missing values and stray arguments are usage errors. */
-export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], command: string): ParsedArgs {
+export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], command: string, notes: Readonly<Record<string, string>> = {}): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
   const flags: Record<string, string | boolean | string[] | undefined> = {};
@@ -40,7 +52,7 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
     const eq = arg.indexOf('=');
     const key = long ? arg.slice(2, eq < 0 ? undefined : eq) : arg.slice(1, 2);
     const spec = long ? byName.get(key) : byShort.get(key);
-    if (!spec) throw usageError(`tend ${command}: unknown option ${long ? `--${key}` : `-${key}`}`, `Run \`tend ${command} --help\` for the options.`);
+    if (!spec) throw unknownOption(long ? `--${key}` : `-${key}`, specs, command, notes);
     let value: string | undefined = long ? (eq < 0 ? undefined : arg.slice(eq + 1)) : arg.length > 2 ? arg.slice(2) : undefined;
     if (spec.kind === 'boolean') {
       if (value !== undefined) throw usageError(`tend ${command}: --${spec.name} takes no value`);

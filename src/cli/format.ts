@@ -79,5 +79,16 @@ export function servicesTable(services: readonly ServiceInfo[], colour: boolean)
 /** `NAME: state (reason)`, one line, for progress output. */
 export function serviceLine(service: ServiceInfo, colour: boolean): string {
   const pid = service.pid === null ? '' : ` pid ${service.pid}`;
-  return `${service.name}: ${stateLabel(service, colour)}${pid}${service.reason ? ` (${service.reason})` : ''}`;
+  return `${service.name}: ${stateLabel(service, colour)}${pid}${service.reason ? ` (${inCliTerms(service.reason)})` : ''}`;
+}
+
+/**
+ * A message of the library's, with its advice in the command line's terms:
+ * the flags and tend.yaml fields a user of the CLI writes, not the spec's fields.
+ */
+export function inCliTerms(message: string): string {
+  return message.replace(
+    'put its directory in env.PATH (or inheritEnv: ["PATH"])',
+    'set PATH with --env PATH=DIRS or pass on this shell\'s with --inherit-env=PATH (in tend.yaml: env: { PATH: DIRS } or inherit_env: [PATH])',
+  );
 }

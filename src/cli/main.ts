@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 import { TendError, codeSpec, isErrorCode } from '../core/errors.js';
+import { inCliTerms } from './format.js';
 
-const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+/**
+ * Every command, by name, with the line the main help shows. A command's module
+ * (its help, flags and body) is loaded only when that command runs.
+ */
+const commands: Readonly<Record<string, { summary: string; load: () => Promise<{ run(argv: readonly string[]): Promise<number> }> }>> = {
   exec: { summary: 'run one command in the foreground, contained; nothing it starts outlives it', load: () => import('./commands/exec.js') },
   detect: { summary: 'show which containment strategies this machine offers, and why not', load: () => import('./commands/detect.js') },
   recover: { summary: 'clean up process trees whose manager died (crash, SIGKILL, OOM)', load: () => import('./commands/recover.js') },
@@ -32,9 +37,19 @@ function mainHelp(): string {
   ].join('\n');
 }
 
+/** The command named `name`; a usage error with "did you mean" when there is none. */
+async function findCommand(name: string): Promise<{ run(argv: readonly string[]): Promise<number> }> {
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command) return command.load();
+  const { closest } = await import('../spawn/normalize-spec.js');
+  const suggestion = closest(name, Object.keys(commands));
+  const hint = suggestion === undefined ? mainHelp() : `Did you mean \`${suggestion}\`? Run \`tend --help\` for the commands.`;
+  throw new TendError('CLI_USAGE', { message: `tend: unknown command ${JSON.stringify(name)}`, hint });
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(`${mainHelp()}\n`);
     return name === undefined ? 2 : 0;
   }
@@ -44,9 +59,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
-  const command = commands[name];
-  if (!command) throw new TendError('CLI_USAGE', { message: `tend: unknown command ${JSON.stringify(name)}`, hint: mainHelp() });
-  return (await command.load()).run(rest);
+  if (name === 'help') {
+    const [topic, extra] = rest as [string, ...string[]];
+    if (extra !== undefined) throw new TendError('CLI_USAGE', { message: `tend help: one command at a time; unexpected ${JSON.stringify(extra)}`, hint: 'Usage: tend help COMMAND' });
+    // Exactly what `tend COMMAND --help` prints.
+    return (await findCommand(topic)).run(['--help']);
+  }
+  return (await findCommand(name)).run(rest);
 }
 
 main(process.argv.slice(2)).then(
@@ -55,11 +74,11 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof TendError) {
-      process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${error.message}\n`);
+      process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${inCliTerms(error.message)}\n`);
       process.exitCode = error.exitCode;
     } else if (error instanceof Error && error.name === 'ProtocolError' && 'code' in error && typeof error.code === 'string') {
       // An error the daemon answered with: its code is one of tend's.
-      process.stderr.write(`tend: ${error.code}: ${error.message}\n`);
+      process.stderr.write(`tend: ${error.code}: ${inCliTerms(error.message)}\n`);
       process.exitCode = isErrorCode(error.code) ? codeSpec(error.code).exit : 1;
     } else {
       process.stderr.write(`tend: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -75,10 +75,10 @@ export function literal<const V extends readonly (string | number | boolean)[]>(
   );
 }
 
-export function array<T, I>(item: Schema<T, I>, options: { maxItems?: number } = {}): Schema<T[], I[]> {
+export function array<T, I>(item: Schema<T, I>, options: { maxItems?: number } = {}): Schema<T[], readonly I[]> {
   const json = { type: 'array', items: item.json, ...(options.maxItems === undefined ? {} : { maxItems: options.maxItems }) };
   const expected = `a list${options.maxItems === undefined ? '' : ` of at most ${options.maxItems} items`}`;
-  return define<T[], I[]>(json, expected, (value, path) => {
+  return define<T[], readonly I[]>(json, expected, (value, path) => {
     if (!Array.isArray(value) || (options.maxItems !== undefined && value.length > options.maxItems)) return NO;
     const items: T[] = [];
     for (let index = 0; index < value.length; index++) items.push(item.parse(value[index], `${path}[${index}]`));

@@ -8,7 +8,9 @@ import { waitIdentityGone } from '../../platform/identity.js';
 import { connectDaemon, runningDaemon } from '../../daemon/client.js';
 import type { ShutdownResult } from '../../daemon/methods.js';
 import { daemonPaths } from '../../daemon/paths.js';
-import { parseArgs, usageError } from '../args.js';
+import { closest } from '../../spawn/normalize-spec.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { formatBytes, formatDuration } from '../format.js';
 
@@ -64,84 +66,92 @@ async function daemonLog(path: string): Promise<(line: string) => void> {
   return (line) => log.write(`${line}\n`);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'json', kind: 'boolean' },
-      { name: 'force', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'daemon',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
+const actions = ['start', 'stop', 'status', 'run'] as const;
+
+export const { run } = defineCommand({
+  name: 'daemon',
+  help,
+  flags: { force: { kind: 'boolean' } },
+  positionals: [{ name: 'ACTION', optional: true }],
+  json: true,
+  run: ({ args, flags, json }) => {
+    const action = args.ACTION;
+    const dir = stateDir();
+    switch (action) {
+      case 'run':
+        return runInForeground(dir);
+      case 'start':
+        return startDaemon(dir, json);
+      case 'status':
+        return daemonStatus(dir, json);
+      case 'stop':
+        return stopDaemon(dir, flags.force, json);
+      case undefined:
+        throw usageError('tend daemon: say what to do: start, stop, status or run', 'Run `tend daemon --help` for details.');
+      default: {
+        const suggestion = closest(action, actions);
+        throw usageError(`tend daemon: unknown action ${JSON.stringify(action)}`, `${suggestion === undefined ? '' : `Did you mean \`${suggestion}\`? `}Use start, stop, status or run.`);
+      }
+    }
+  },
+});
+
+async function runInForeground(dir: string): Promise<number> {
+  process.title = 'tend daemon';
+  const { runDaemon } = await import('../../daemon/daemon.js');
+  return runDaemon({ stateDir: dir, version: version(), log: await daemonLog(daemonPaths(dir).log) });
+}
+
+async function startDaemon(dir: string, json: boolean): Promise<number> {
+  const { client, spawnedPid } = await connectDaemon({ stateDir: dir, start: true });
+  try {
+    const info = await client.call('ping', {}, { timeoutMs: 10_000 });
+    const started = info.pid === spawnedPid;
+    if (json) printJson({ running: true, started, ...info });
+    else process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+async function daemonStatus(dir: string, json: boolean): Promise<number> {
+  const info = await queryDaemonIfRunning('ping', {});
+  if (json) printJson(info ? { running: true, ...info } : { running: false, stateDir: dir });
+  else if (info) {
+    process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptimeMs)}, ${info.services} service(s), ${formatBytes(info.rssBytes)} resident, socket ${info.socket}\n`);
+  } else process.stdout.write(`tend daemon not running (${dir})\n`);
+  return info ? 0 : 1;
+}
+
+async function stopDaemon(dir: string, force: boolean, json: boolean): Promise<number> {
+  const table = systemProcessTable();
+  const recorded = runningDaemon(dir, table);
+  let answered: ShutdownResult | undefined;
+  try {
+    answered = await queryDaemonIfRunning('shutdown', {});
+  } catch (error) {
+    if (!force || !recorded) throw error;
+  }
+  const target = recorded && (answered === undefined || answered.pid === recorded.pid) ? recorded : undefined;
+  if (!answered && !target) {
+    if (json) printJson({ running: false, stopped: false, stateDir: dir });
+    else process.stdout.write(`tend daemon not running (${dir})\n`);
     return 0;
   }
-  const [action, extra] = parsed.positionals;
-  if (extra !== undefined || parsed.rest) throw usageError(`tend daemon: unexpected argument ${JSON.stringify(extra ?? '--')}`);
-  const json = parsed.flags.json === true;
-  const dir = stateDir();
-  switch (action) {
-    case 'run': {
-      process.title = 'tend daemon';
-      const { runDaemon } = await import('../../daemon/daemon.js');
-      return runDaemon({ stateDir: dir, version: version(), log: await daemonLog(daemonPaths(dir).log) });
+  let killed = false;
+  // Its services stop gracefully first: wait as long as their stop timeouts allow, and some.
+  const waitMs = (answered?.stopBudgetMs ?? 0) + STOP_WAIT_MS;
+  if (target && !(await waitIdentityGone(table, target, waitMs))) {
+    if (!force) {
+      const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stopBudgetMs ?? 0) / 1000)} s)` : 'did not answer the request to stop';
+      throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} ${what}` });
     }
-    case 'start': {
-      const { client, spawnedPid } = await connectDaemon({ stateDir: dir, start: true });
-      try {
-        const info = await client.call('ping', {}, { timeoutMs: 10_000 });
-        const started = info.pid === spawnedPid;
-        if (json) printJson({ running: true, started, ...info });
-        else process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})\n`);
-        return 0;
-      } finally {
-        await client.close();
-      }
-    }
-    case 'status': {
-      const info = await queryDaemonIfRunning('ping', {});
-      if (json) printJson(info ? { running: true, ...info } : { running: false, stateDir: dir });
-      else if (info) {
-        process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptimeMs)}, ${info.services} service(s), ${formatBytes(info.rssBytes)} resident, socket ${info.socket}\n`);
-      } else process.stdout.write(`tend daemon not running (${dir})\n`);
-      return info ? 0 : 1;
-    }
-    case 'stop': {
-      const table = systemProcessTable();
-      const recorded = runningDaemon(dir, table);
-      let answered: ShutdownResult | undefined;
-      try {
-        answered = await queryDaemonIfRunning('shutdown', {});
-      } catch (error) {
-        if (!parsed.flags.force || !recorded) throw error;
-      }
-      const target = recorded && (answered === undefined || answered.pid === recorded.pid) ? recorded : undefined;
-      if (!answered && !target) {
-        if (json) printJson({ running: false, stopped: false, stateDir: dir });
-        else process.stdout.write(`tend daemon not running (${dir})\n`);
-        return 0;
-      }
-      let killed = false;
-      // Its services stop gracefully first: wait as long as their stop timeouts allow, and some.
-      const waitMs = (answered?.stopBudgetMs ?? 0) + STOP_WAIT_MS;
-      if (target && !(await waitIdentityGone(table, target, waitMs))) {
-        if (!parsed.flags.force) {
-          const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stopBudgetMs ?? 0) / 1000)} s)` : 'did not answer the request to stop';
-          throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} ${what}` });
-        }
-        sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');
-        killed = await waitIdentityGone(table, target, STOP_WAIT_MS);
-      }
-      const pid = answered?.pid ?? target?.pid;
-      if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, log: daemonPaths(dir).log });
-      else process.stdout.write(`stopped tend daemon, pid ${pid}${killed ? ' (killed with SIGKILL)' : ''}\n`);
-      return 0;
-    }
-    case undefined:
-      throw usageError('tend daemon: say what to do: start, stop, status or run', 'Run `tend daemon --help` for details.');
-    default:
-      throw usageError(`tend daemon: unknown action ${JSON.stringify(action)}`, 'Use start, stop, status or run.');
+    sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');
+    killed = await waitIdentityGone(table, target, STOP_WAIT_MS);
   }
+  const pid = answered?.pid ?? target?.pid;
+  if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, log: daemonPaths(dir).log });
+  else process.stdout.write(`stopped tend daemon, pid ${pid}${killed ? ' (killed with SIGKILL)' : ''}\n`);
+  return 0;
 }

@@ -1,6 +1,5 @@
-import { parseArgs, parseDuration, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, printJson } from '../daemon-client.js';
-import { checkName } from './start.js';
 
 export const help = `Usage: tend delete NAME [--timeout DUR] [--json]
 
@@ -12,26 +11,18 @@ Options:
       --json          print one JSON document
   -h, --help          show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'timeout', kind: 'string', short: 't' },
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'delete',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'delete');
-  if (extra !== undefined || parsed.rest) throw usageError(`tend delete: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
-  const timeoutMs = typeof parsed.flags.timeout === 'string' ? parseDuration(parsed.flags.timeout, 'timeout') : undefined;
+export const { run } = defineCommand({
+  name: 'delete',
+  help,
+  flags: { timeout: { kind: 'duration', short: 't' } },
+  positionals: [{ name: 'NAME', service: true }],
+  json: true,
+  run: ({ args, flags, json }) => remove(args.NAME, flags.timeout, json),
+});
+
+async function remove(name: string, timeoutMs: number | undefined, json: boolean): Promise<number> {
   const service = await callDaemon('delete', { name, timeoutMs }, { start: true });
-  if (parsed.flags.json) printJson({ deleted: service });
+  if (json) printJson({ deleted: service });
   else process.stdout.write(`deleted ${name}${service.log ? ` (its log stays at ${service.log})` : ''}\n`);
   return 0;
 }

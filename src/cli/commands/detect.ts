@@ -1,6 +1,6 @@
 import { strategyNames } from '../../core/types.js';
 import { detect } from '../../platform/detect.js';
-import { parseArgs, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 
 export const help = `Usage: tend detect [--json]
 
@@ -11,17 +11,20 @@ Options:
       --json   print one JSON document
   -h, --help   show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, [{ name: 'json', kind: 'boolean' }, { name: 'help', kind: 'boolean', short: 'h' }], 'detect');
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend detect: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
+export const { run } = defineCommand({
+  name: 'detect',
+  help,
+  flags: {},
+  positionals: [],
+  json: true,
+  run: ({ json }) => Promise.resolve(report(json)),
+});
+
+function report(json: boolean): number {
   const caps = detect();
-  if (parsed.flags.json) {
+  if (json) {
     process.stdout.write(`${JSON.stringify(caps, null, 2)}\n`);
-    return Promise.resolve(0);
+    return 0;
   }
   const lines = [`platform: ${caps.platform}`, `auto picks: ${caps.best ?? 'nothing (no strategy is available)'}`, ''];
   for (const name of strategyNames) {

@@ -2,17 +2,17 @@ import { signalNumber } from '../../core/signals.js';
 import type { FinalStatus, ProcessSpec, StrategyChoice } from '../../core/types.js';
 import type { ProcessHandle } from '../../manager/process-handle.js';
 import { ProcessManager } from '../../manager/process-manager.js';
-import { parseArgs, parseDuration, parseEnvPairs, usageError, type FlagSpec } from '../args.js';
+import { parseEnvPairs } from '../args.js';
+import { defineCommand, type CommandInput } from '../command-kit.js';
 
-const flags: FlagSpec[] = [
-  { name: 'cwd', kind: 'string', short: 'C' },
-  { name: 'env', kind: 'list', short: 'e' },
-  { name: 'inherit-env', kind: 'optional' },
-  { name: 'log', kind: 'string' },
-  { name: 'stop-timeout', kind: 'string' },
-  { name: 'strategy', kind: 'string' },
-  { name: 'help', kind: 'boolean', short: 'h' },
-];
+const flags = {
+  cwd: { kind: 'string', short: 'C' },
+  env: { kind: 'list', short: 'e' },
+  'inherit-env': { kind: 'optional' },
+  log: { kind: 'string' },
+  'stop-timeout': { kind: 'duration' },
+  strategy: { kind: 'string' },
+} as const;
 
 export const help = `Usage: tend exec [options] -- CMD [ARGS...]
 
@@ -40,30 +40,32 @@ Examples:
   tend exec --inherit-env=PATH,HOME -- npm test
   tend exec --strategy pgroup --log out.log -- ./server.sh`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, flags, 'exec');
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0) {
-    throw usageError(`tend exec: unexpected ${JSON.stringify(parsed.positionals[0])} before --`, 'Put the command after --: tend exec [options] -- CMD [ARGS...]');
-  }
-  const [command, ...args] = parsed.rest ?? [];
-  if (command === undefined) throw usageError('tend exec: no command given', 'Usage: tend exec [options] -- CMD [ARGS...]');
-  const inherit = parsed.flags['inherit-env'];
-  const log = parsed.flags.log as string | undefined;
-  const spec: ProcessSpec = {
+export const { run } = defineCommand({
+  name: 'exec',
+  help,
+  flags,
+  positionals: [],
+  command: 'required',
+  run: (input) => execute(specOf(input)),
+});
+
+function specOf({ flags: f, command: argv }: CommandInput<typeof flags, []>): ProcessSpec {
+  const [command = '', ...args] = argv ?? [];
+  const inherit = f['inherit-env'];
+  return {
     command,
     args,
-    cwd: parsed.flags.cwd as string | undefined,
-    env: parseEnvPairs((parsed.flags.env as string[] | undefined) ?? [], 'env'),
+    cwd: f.cwd,
+    env: parseEnvPairs(f.env, 'env'),
     inheritEnv: typeof inherit === 'string' ? inherit.split(',').filter(Boolean) : inherit === true,
-    logFile: log,
-    stdio: log === undefined ? 'inherit' : undefined,
-    stopTimeoutMs: typeof parsed.flags['stop-timeout'] === 'string' ? parseDuration(parsed.flags['stop-timeout'], 'stop-timeout') : undefined,
-    strategy: (parsed.flags.strategy as StrategyChoice | undefined) ?? 'auto',
+    logFile: f.log,
+    stdio: f.log === undefined ? 'inherit' : undefined,
+    stopTimeoutMs: f['stop-timeout'],
+    strategy: (f.strategy as StrategyChoice | undefined) ?? 'auto',
   };
+}
+
+async function execute(spec: ProcessSpec): Promise<number> {
 
   // tend forwards signals itself, so the manager's own handlers stay off.
   const manager = await ProcessManager.create({ handleSignals: false });

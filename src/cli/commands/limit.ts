@@ -1,4 +1,5 @@
-import { parseArgs, usageError } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, printJson, queryDaemonIfRunning } from '../daemon-client.js';
 
 export const help = `Usage: tend limit [N] [--json]
@@ -15,24 +16,19 @@ Options:
                (and old_limit, new_limit when it was changed)
   -h, --help   show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'limit',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [text, extra] = parsed.positionals;
-  if (extra !== undefined || parsed.rest) throw usageError(`tend limit: unexpected ${JSON.stringify(extra ?? '--')}`);
+export const { run } = defineCommand({
+  name: 'limit',
+  help,
+  flags: {},
+  positionals: [{ name: 'N', optional: true }],
+  json: true,
+  run: ({ args, json }) => limit(args.N, json),
+});
+
+async function limit(text: string | undefined, json: boolean): Promise<number> {
   if (text !== undefined && !/^[1-9]\d{0,8}$/.test(text)) throw usageError(`tend limit: invalid limit ${JSON.stringify(text)}: expected a whole number from 1`);
   const status = text === undefined ? await queryDaemonIfRunning('limit', {}) : await callDaemon('limit', { max: Number(text) }, { start: true });
-  if (parsed.flags.json) {
+  if (json) {
     printJson(status ?? { daemon: false });
     return 0;
   }

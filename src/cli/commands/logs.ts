@@ -4,9 +4,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { TendError, errnoOf } from '../../core/errors.js';
 import { daemonPaths } from '../../daemon/paths.js';
 import { tailLines } from '../../supervisor/rotating-log.js';
-import { parseArgs, usageError } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { queryDaemonIfRunning, stateDir } from '../daemon-client.js';
-import { checkName } from './start.js';
 
 export const help = `Usage: tend logs NAME [-n N] [-f]
 
@@ -98,29 +98,20 @@ async function follow(path: string, stop: AbortSignal): Promise<void> {
   if (fd !== undefined) closeSync(fd);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'lines', kind: 'string', short: 'n' },
-      { name: 'follow', kind: 'boolean', short: 'f' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'logs',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'logs');
-  if (extra !== undefined || parsed.rest) throw usageError(`tend logs: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
-  const linesText = (parsed.flags.lines as string | undefined) ?? '50';
+export const { run } = defineCommand({
+  name: 'logs',
+  help,
+  flags: { lines: { kind: 'string', short: 'n' }, follow: { kind: 'boolean', short: 'f' } },
+  positionals: [{ name: 'NAME', service: true }],
+  run: ({ args, flags }) => logs(args.NAME, flags.lines ?? '50', flags.follow),
+});
+
+async function logs(name: string, linesText: string, keepFollowing: boolean): Promise<number> {
   if (!/^\d+$/.test(linesText)) throw usageError(`tend logs: invalid --lines ${JSON.stringify(linesText)}: expected a whole number`);
   const path = await logPathOf(name);
   const lines = tailLines(path, Number(linesText));
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
-  if (!parsed.flags.follow) return 0;
+  if (!keepFollowing) return 0;
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once('SIGINT', onSignal);

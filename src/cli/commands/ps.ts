@@ -1,4 +1,4 @@
-import { parseArgs, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { servicesTable, useColour } from '../format.js';
 
@@ -16,22 +16,18 @@ Options:
       --json   print one JSON document: { daemon, services: [...], limit }
   -h, --help   show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'ps',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend ps: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
+export const { run } = defineCommand({
+  name: 'ps',
+  help,
+  flags: {},
+  positionals: [],
+  json: true,
+  run: ps,
+});
+
+async function ps({ json }: { json: boolean }): Promise<number> {
   const result = await queryDaemonIfRunning('ps', {});
-  if (parsed.flags.json) {
+  if (json) {
     printJson({ daemon: result !== undefined, stateDir: stateDir(), services: result?.services ?? [], limit: result?.limit ?? null });
     return 0;
   }

@@ -1,6 +1,6 @@
 import { systemProcessTable } from '../../platform/proc-table.js';
 import { recoverStateDir } from '../../registry/recover.js';
-import { parseArgs, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 
 export const help = `Usage: tend recover [--dry-run] [--json]
 
@@ -19,24 +19,19 @@ Options:
       --json     print one JSON document
   -h, --help     show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'dry-run', kind: 'boolean' },
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'recover',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend recover: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`);
-  const report = await recoverStateDir({ dryRun: parsed.flags['dry-run'] === true, table: systemProcessTable() });
+export const { run } = defineCommand({
+  name: 'recover',
+  help,
+  flags: { 'dry-run': { kind: 'boolean' } },
+  positionals: [],
+  json: true,
+  run: ({ flags, json }) => recover(flags['dry-run'], json),
+});
+
+async function recover(dryRun: boolean, json: boolean): Promise<number> {
+  const report = await recoverStateDir({ dryRun, table: systemProcessTable() });
   const pids = report.trees.flatMap((t) => t.pids);
-  if (parsed.flags.json) {
+  if (json) {
     const summary = { count: report.trees.length, pids, handles: report.trees.map((t) => t.handle) };
     process.stdout.write(`${JSON.stringify({ ...report, ...summary }, null, 2)}\n`);
     return 0;

@@ -1,6 +1,6 @@
-import { parseArgs, parseDuration, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon } from '../daemon-client.js';
-import { checkName, printStartReport } from './start.js';
+import { printStartReport } from './start.js';
 
 export const help = `Usage: tend restart NAME [--timeout DUR] [--json]
 
@@ -14,26 +14,17 @@ Options:
       --json          print one JSON document
   -h, --help          show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'timeout', kind: 'string', short: 't' },
-      { name: 'no-queue', kind: 'boolean' },
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'restart',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
+export const { run } = defineCommand({
+  name: 'restart',
+  help,
+  flags: { timeout: { kind: 'duration', short: 't' }, 'no-queue': { kind: 'boolean' } },
+  positionals: [{ name: 'NAME', service: true }],
+  json: true,
+  run: async ({ args, flags, json, parsed }) => {
+    const name = args.NAME;
+    const timeoutMs = flags.timeout;
+    const report = await callDaemon('restart', { name, timeoutMs, queue: parsed.flags['no-queue'] !== true }, { start: true });
+    printStartReport(report, json);
     return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'restart');
-  if (extra !== undefined || parsed.rest) throw usageError(`tend restart: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
-  const timeoutMs = typeof parsed.flags.timeout === 'string' ? parseDuration(parsed.flags.timeout, 'timeout') : undefined;
-  const report = await callDaemon('restart', { name, timeoutMs, queue: parsed.flags['no-queue'] !== true }, { start: true });
-  printStartReport(report, parsed.flags.json === true);
-  return 0;
-}
+  },
+});

@@ -1,38 +1,33 @@
-import { resolve } from 'node:path';
 import { TendError } from '../../core/errors.js';
-import { parseSignal } from '../../core/signals.js';
-import { strategyNames, type StrategyChoice } from '../../core/types.js';
-import { DEFAULT_STOP_TIMEOUT_MS } from '../../spawn/normalize-spec.js';
-import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, restartPolicies, type ReadyCheck, type RestartPolicy, type ServiceConfig } from '../../service/definition.js';
 import type { StartReport } from '../../supervisor/service-info.js';
-import { SERVICE_NAME_PATTERN } from '../../supervisor/service-store.js';
-import { parseArgs, parseDuration, parseEnvPairs, usageError, type FlagSpec, type ParsedArgs } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, withDependencies } from '../daemon-client.js';
 import { serviceLine, useColour } from '../format.js';
+import { definitionFlags, definitionFromFlags } from '../service-flags.js';
 
-const flags: FlagSpec[] = [
-  { name: 'cwd', kind: 'string', short: 'C' },
-  { name: 'env', kind: 'list', short: 'e' },
-  { name: 'inherit-env', kind: 'optional' },
-  { name: 'log', kind: 'string' },
-  { name: 'restart', kind: 'string' },
-  { name: 'max-restarts', kind: 'string' },
-  { name: 'backoff', kind: 'string' },
-  { name: 'max-backoff', kind: 'string' },
-  { name: 'port', kind: 'list', short: 'p' },
-  { name: 'ready', kind: 'string' },
-  { name: 'ready-timeout', kind: 'string' },
-  { name: 'stop-signal', kind: 'string' },
-  { name: 'stop-timeout', kind: 'string' },
-  { name: 'strategy', kind: 'string' },
-  { name: 'limit-exempt', kind: 'boolean' },
-  { name: 'no-queue', kind: 'boolean' },
-  { name: 'free-port', kind: 'boolean' },
-  { name: 'force', kind: 'boolean' },
-  { name: 'file', kind: 'string', short: 'f' },
-  { name: 'json', kind: 'boolean' },
-  { name: 'help', kind: 'boolean', short: 'h' },
-];
+// The definition flags stay strings here: definitionFromFlags reads them from the raw parse.
+const flags = {
+  cwd: { kind: 'string', short: 'C' },
+  env: { kind: 'list', short: 'e' },
+  'inherit-env': { kind: 'optional' },
+  log: { kind: 'string' },
+  restart: { kind: 'string' },
+  'max-restarts': { kind: 'string' },
+  backoff: { kind: 'string' },
+  'max-backoff': { kind: 'string' },
+  port: { kind: 'list', short: 'p' },
+  ready: { kind: 'string' },
+  'ready-timeout': { kind: 'string' },
+  'stop-signal': { kind: 'string' },
+  'stop-timeout': { kind: 'string' },
+  strategy: { kind: 'string' },
+  'limit-exempt': { kind: 'boolean' },
+  'no-queue': { kind: 'boolean' },
+  'free-port': { kind: 'boolean' },
+  force: { kind: 'boolean' },
+  file: { kind: 'string', short: 'f' },
+} as const;
 
 export const help = `Usage: tend start NAME [options] -- CMD [ARGS...]
        tend start NAME [-f FILE] [options]
@@ -79,92 +74,6 @@ Examples:
   tend start worker --restart always --inherit-env=PATH,HOME -- npm run worker
   tend start db -f stack.yaml`;
 
-function parseReady(text: string, timeoutMs: number): ReadyCheck {
-  const colon = text.indexOf(':');
-  const kind = colon < 0 ? text : text.slice(0, colon);
-  const value = colon < 0 ? '' : text.slice(colon + 1);
-  if (kind === 'tcp') return { tcp: parsePort(value, 'ready'), timeoutMs };
-  if (kind === 'http' || kind === 'https') {
-    let url: URL | undefined;
-    try {
-      url = new URL(kind === 'http' && !/^https?:\/\//.test(value) ? `http:${value}` : kind === 'https' ? `https:${value}` : value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || !/^https?:$/.test(url.protocol)) throw usageError(`tend start: invalid --ready ${JSON.stringify(text)}: not an http(s) URL`, 'Write e.g. --ready http://127.0.0.1:3000/health');
-    return { http: url.href, timeoutMs };
-  }
-  if (kind === 'log') {
-    try {
-      new RegExp(value);
-    } catch (error) {
-      throw usageError(`tend start: invalid --ready ${JSON.stringify(text)}: ${(error as Error).message}`);
-    }
-    if (value === '') throw usageError('tend start: --ready log: needs a pattern', 'Write e.g. --ready "log:listening on"');
-    return { log: value, timeoutMs };
-  }
-  throw usageError(`tend start: invalid --ready ${JSON.stringify(text)}`, 'Write tcp:PORT, http://HOST:PORT/PATH or log:REGEX.');
-}
-
-function parsePort(text: string, flag: string): number {
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw usageError(`tend start: invalid --${flag} ${JSON.stringify(text)}: expected a port from 1 to 65535`);
-  return port;
-}
-
-function parseCount(text: string, flag: string): number {
-  if (!/^\d+$/.test(text)) throw usageError(`tend start: invalid --${flag} ${JSON.stringify(text)}: expected a whole number`);
-  return Number(text);
-}
-
-/** The definition the command line gives, checked as the config file's are. */
-export function definitionFromFlags(name: string, command: readonly string[], parsed: ParsedArgs): ServiceConfig {
-  const f = parsed.flags;
-  const restart = (f.restart as string | undefined) ?? 'on-failure';
-  if (!restartPolicies.includes(restart as RestartPolicy)) throw usageError(`tend start: invalid --restart ${JSON.stringify(restart)}`, 'Use never, on-failure or always.');
-  const strategy = (f.strategy as string | undefined) ?? 'auto';
-  if (strategy !== 'auto' && !strategyNames.includes(strategy as never)) throw usageError(`tend start: invalid --strategy ${JSON.stringify(strategy)}`, 'Use auto, cgroup, pidns or pgroup.');
-  const stopSignal = parseSignal((f['stop-signal']) ?? 'SIGTERM');
-  if (stopSignal === undefined) throw usageError(`tend start: unknown --stop-signal ${JSON.stringify(f['stop-signal'])}`, 'Use a name such as SIGTERM, SIGINT or SIGHUP.');
-  const duration = (flag: string, fallback: number): number => (typeof f[flag] === 'string' ? parseDuration(f[flag], flag) : fallback);
-  const backoffMs = duration('backoff', DEFAULT_RESTART_BACKOFF_MS);
-  const maxBackoffMs = duration('max-backoff', Math.max(DEFAULT_RESTART_MAX_BACKOFF_MS, backoffMs));
-  if (maxBackoffMs < backoffMs) throw usageError('tend start: --max-backoff is shorter than --backoff');
-  const maxRestarts = typeof f['max-restarts'] === 'string' ? parseCount(f['max-restarts'], 'max-restarts') : undefined;
-  const customLimit = maxRestarts !== undefined || f.backoff !== undefined || f['max-backoff'] !== undefined;
-  const inherit = f['inherit-env'];
-  const readyTimeout = duration('ready-timeout', DEFAULT_READY_TIMEOUT_MS);
-  const [program, ...args] = command;
-  if (program === undefined || program.trim() === '') throw usageError('tend start: the command after -- is empty');
-  return {
-    name,
-    command: program,
-    args,
-    cwd: resolve((f.cwd as string | undefined) ?? '.'),
-    env: parseEnvPairs((f.env as string[] | undefined) ?? [], 'env'),
-    inheritEnv: typeof inherit === 'string' ? inherit.split(',').filter(Boolean) : inherit === true,
-    log: typeof f.log === 'string' ? resolve(f.log) : undefined,
-    restart: restart as RestartPolicy,
-    restartLimit: customLimit ? { maxRestarts: maxRestarts ?? Number.POSITIVE_INFINITY, backoffMs, maxBackoffMs } : undefined,
-    ready: typeof f.ready === 'string' ? parseReady(f.ready, readyTimeout) : undefined,
-    ports: ((f.port as string[] | undefined) ?? []).map((p) => parsePort(p, 'port')),
-    dependsOn: [],
-    stopSignal,
-    stopTimeoutMs: duration('stop-timeout', DEFAULT_STOP_TIMEOUT_MS),
-    strategy: strategy as StrategyChoice,
-    exemptFromLimit: f['limit-exempt'] === true,
-    unresponsive: undefined,
-  };
-}
-
-const definitionFlags = ['cwd', 'env', 'inherit-env', 'log', 'restart', 'max-restarts', 'backoff', 'max-backoff', 'port', 'ready', 'ready-timeout', 'stop-signal', 'stop-timeout', 'strategy', 'limit-exempt'];
-
-export function checkName(name: string | undefined, command: string): string {
-  if (name === undefined) throw usageError(`tend ${command}: no service name given`, `Usage: tend ${command} NAME ...`);
-  if (!SERVICE_NAME_PATTERN.test(name)) throw usageError(`tend ${command}: invalid service name ${JSON.stringify(name)}`, 'Use 1-64 letters, digits, ".", "_", "-" or "@".');
-  return name;
-}
-
 export function printStartReport(report: StartReport, json: boolean): void {
   if (json) return printJson(report);
   const colour = useColour(process.stdout);
@@ -174,31 +83,40 @@ export function printStartReport(report: StartReport, json: boolean): void {
   process.stdout.write(`${report.alreadyRunning ? 'already running: ' : ''}${serviceLine(report.service, colour)}\n`);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, flags, 'start');
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'start');
-  if (extra !== undefined) throw usageError(`tend start: unexpected ${JSON.stringify(extra)}`, 'Put the command after --: tend start NAME [options] -- CMD [ARGS...]');
-  const options = { queue: parsed.flags['no-queue'] !== true, freePort: parsed.flags['free-port'] === true, force: parsed.flags.force === true };
-  if (options.force && !options.freePort) throw usageError('tend start: --force only works with --free-port', 'Add --free-port to stop whoever holds a declared port.');
-  const json = parsed.flags.json === true;
+interface StartOptions {
+  readonly queue: boolean;
+  readonly freePort: boolean;
+  readonly force: boolean;
+}
 
-  if (parsed.rest !== undefined) {
-    if (parsed.flags.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
-    const definition = definitionFromFlags(name, parsed.rest, parsed);
-    const report = await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true });
-    printStartReport(report, json);
+export const { run } = defineCommand({
+  name: 'start',
+  help,
+  flags,
+  positionals: [{ name: 'NAME', service: true }],
+  json: true,
+  command: 'optional',
+  run: async ({ args, flags: f, json, command, parsed }) => {
+    const name = args.NAME;
+    const options: StartOptions = { queue: !f['no-queue'], freePort: f['free-port'], force: f.force };
+    if (options.force && !options.freePort) throw usageError('tend start: --force only works with --free-port', 'Add --free-port to stop whoever holds a declared port.');
+    if (command !== undefined) {
+      if (f.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
+      const definition = definitionFromFlags(name, command, parsed);
+      const report = await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true });
+      printStartReport(report, json);
+      return 0;
+    }
+    const given = definitionFlags.filter((flag) => parsed.flags[flag] !== undefined);
+    if (given.length > 0) throw usageError(`tend start: --${given[0] as string} defines a service, but no command was given after --`, `To change ${name}, give its whole definition: tend start ${name} [options] -- CMD [ARGS...]`);
+    printStartReport(await startDefined(name, f.file, options), json);
     return 0;
-  }
-  const given = definitionFlags.filter((f) => parsed.flags[f] !== undefined);
-  if (given.length > 0) throw usageError(`tend start: --${given[0] as string} defines a service, but no command was given after --`, `To change ${name}, give its whole definition: tend start ${name} [options] -- CMD [ARGS...]`);
+  },
+});
 
-  // Named in a config file: define it with its dependencies, then start it.
-  const configFile = findConfigFile(parsed.flags.file as string | undefined);
+/** Starts `name` as the daemon knows it, or as a config file defines it, with what it depends on. */
+async function startDefined(name: string, file: string | undefined, options: StartOptions): Promise<StartReport> {
+  const configFile = findConfigFile(file);
   if (configFile !== undefined) {
     const stack = await loadStack(configFile);
     if (stack.services.some((s) => s.name === name)) {
@@ -206,12 +124,10 @@ export async function run(argv: string[]): Promise<number> {
         await callDaemon('define', { definition: definitionForWire(definition), start: false }, { start: true });
       }
       const report = await callDaemon('start', { name, ...options }, { start: true });
-      printStartReport(report, json);
-      return 0;
+      return report;
     }
-    if (parsed.flags.file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
+    if (file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
   }
   const report = await callDaemon('start', { name, ...options }, { start: true });
-  printStartReport(report, json);
-  return 0;
+  return report;
 }

@@ -1,7 +1,6 @@
-import { parseArgs, usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, printJson } from '../daemon-client.js';
-import { formatBytes, formatDuration, stateLabel, table, useColour } from '../format.js';
-import { checkName } from './start.js';
+import { formatBytes, formatDuration, inCliTerms, stateLabel, table, useColour } from '../format.js';
 
 export const help = `Usage: tend status NAME [--json]
 
@@ -16,31 +15,25 @@ Options:
       --json   print one JSON document
   -h, --help   show this help`;
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'status',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  const [rawName, extra] = parsed.positionals;
-  const name = checkName(rawName, 'status');
-  if (extra !== undefined || parsed.rest) throw usageError(`tend status: one service at a time; unexpected ${JSON.stringify(extra ?? '--')}`);
+export const { run } = defineCommand({
+  name: 'status',
+  help,
+  flags: {},
+  positionals: [{ name: 'NAME', service: true }],
+  json: true,
+  run: ({ args, json }) => status(args.NAME, json),
+});
+
+async function status(name: string, json: boolean): Promise<number> {
   const s = await callDaemon('info', { name }, { start: true });
-  if (parsed.flags.json) printJson(s);
+  if (json) printJson(s);
   else {
     const colour = useColour(process.stdout);
     const exit = s.lastExit ? `${s.lastExit.signal ?? `code ${s.lastExit.code}`} at ${s.lastExit.at}` : '-';
     const rows: [string, string][] = [
       ['name', s.name],
       ['state', stateLabel(s, colour)],
-      ['reason', s.reason ?? '-'],
+      ['reason', s.reason === null ? '-' : inCliTerms(s.reason)],
       ['pid', s.pid === null ? '-' : String(s.pid)],
       ['tree', s.pids.length === 0 ? '-' : s.pids.join(' ')],
       ['uptime', formatDuration(s.uptimeMs)],

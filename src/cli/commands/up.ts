@@ -1,9 +1,10 @@
 import { openSupervisor } from '../../daemon/open-supervisor.js';
 import type { ServiceConfig } from '../../service/definition.js';
 import type { ServiceState } from '../../supervisor/service-info.js';
-import { parseArgs, usageError } from '../args.js';
+import { usageError } from '../args.js';
+import { defineCommand } from '../command-kit.js';
 import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
-import { paint, serviceLine, useColour, type Colour } from '../format.js';
+import { inCliTerms, paint, serviceLine, useColour, type Colour } from '../format.js';
 
 export const help = `Usage: tend up [-f FILE] [-d] [--json]
 
@@ -58,7 +59,7 @@ async function detached(services: readonly ServiceConfig[], json: boolean): Prom
   else {
     const colour = useColour(process.stdout);
     for (const service of result.services) process.stdout.write(`${serviceLine(service, colour)}\n`);
-    for (const error of result.errors) process.stderr.write(`tend: ${error.name}: ${error.code}: ${error.message}\n`);
+    for (const error of result.errors) process.stderr.write(`tend: ${error.name}: ${error.code}: ${inCliTerms(error.message)}\n`);
   }
   return result.errors.length === 0 ? 0 : 1;
 }
@@ -106,7 +107,7 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
     launched = true;
     for (const service of services) {
       supervisor.start(service.name).catch((error: unknown) => {
-        say(`${service.name}: ${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`);
+        say(`${service.name}: ${(error as { code?: string }).code ?? 'error'}: ${inCliTerms((error as Error).message)}`);
         settleIfAllEnded();
       });
     }
@@ -121,23 +122,15 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs(
-    argv,
-    [
-      { name: 'file', kind: 'string', short: 'f' },
-      { name: 'detach', kind: 'boolean', short: 'd' },
-      { name: 'json', kind: 'boolean' },
-      { name: 'help', kind: 'boolean', short: 'h' },
-    ],
-    'up',
-  );
-  if (parsed.flags.help) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  if (parsed.positionals.length > 0 || parsed.rest) throw usageError(`tend up: unexpected argument ${JSON.stringify(parsed.positionals[0] ?? '--')}`, 'Usage: tend up [-f FILE] [-d]');
-  if (parsed.flags.json && !parsed.flags.detach) throw usageError('tend up: --json needs -d (in the foreground, tend up prints the services\' output)');
-  const stack = await loadStack(parsed.flags.file as string | undefined);
-  return parsed.flags.detach ? detached(stack.services, parsed.flags.json === true) : foreground(stack.services);
-}
+export const { run } = defineCommand({
+  name: 'up',
+  help,
+  flags: { file: { kind: 'string', short: 'f' }, detach: { kind: 'boolean', short: 'd' } },
+  positionals: [],
+  json: true,
+  run: async ({ flags, json }) => {
+    if (json && !flags.detach) throw usageError('tend up: --json needs -d (in the foreground, tend up prints the services\' output)');
+    const stack = await loadStack(flags.file);
+    return flags.detach ? detached(stack.services, json) : foreground(stack.services);
+  },
+});
