@@ -157,4 +157,15 @@ describe('run-tests.mjs on a nested suite', { concurrency: false }, () => {
       assert.deepEqual(findMarked({ prefix: id }).map((p) => p.pid), [], 'the runner killed what its suite left in its cgroup');
     }
   });
+
+  test('without a cgroup, a leak with the suite\'s TEND_HOME still fails the run; one with nothing of the suite is not seen', async () => {
+    const id = `${RUN}-nocg`;
+    const result = await runSuite('leaks.test.js', { LEAK_FIXTURE_ID: id, TEND_LEAK_CHECK_CGROUP: 'off' });
+    assert.match(result.stdout, /leak check: without a cgroup/);
+    const pid = (marker: string): number => Number(new RegExp(`leaked (\\d+) ${marker}$`, 'm').exec(result.stdout)?.[1]);
+    assert.equal(result.code, 1, `the run fails\n${result.stdout}\n${result.stderr}`);
+    assert.match(result.stderr, new RegExp(`^  ${pid(`${id}-homed`)} .*\\(TEND_HOME under the suite root\\)$`, 'm'));
+    assert.doesNotMatch(result.stderr, new RegExp(`^  ${pid(`${id}-bare`)} `, 'm'), 'the blind spot leak-scope.mjs states');
+    assert.equal(findMarked({ prefix: id }).length, 2, 'without a cgroup the runner kills nothing; after() does');
+  });
 });
