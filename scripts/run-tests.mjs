@@ -10,7 +10,8 @@
 // Usage: run-tests.mjs [--dir=<tests dir>] [path-filter...]
 // TEND_LEAK_CHECK_CGROUP=off checks without a cgroup, as on a machine
 // without a writable cgroup v2 (to see what the check then misses).
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -47,10 +48,15 @@ if (cgroup.reason !== undefined) {
 
 const command = [process.execPath, '--test', '--test-concurrency=2', ...files];
 const argv = cgroup.dir === undefined ? command : joinCgroupArgv(cgroup.dir, command);
-const run = spawnSync(argv[0], argv.slice(1), {
+const suite = spawn(argv[0], argv.slice(1), {
   stdio: 'inherit',
   env: { ...process.env, TEND_HOME: stateDir, TMPDIR: root },
 });
+// The runner outlives an interrupted suite, to check and clean up after it:
+// Ctrl-C reaches the suite from the terminal, and SIGTERM/SIGHUP are passed on.
+process.on('SIGINT', () => undefined);
+for (const signal of ['SIGTERM', 'SIGHUP']) process.on(signal, () => suite.kill(signal));
+const [exitCode] = await once(suite, 'exit');
 
 const leaked = suiteSurvivors({ root, cgroup: cgroup.path, handles: readSuiteHandles(root) });
 let cleanupFailed = false;
@@ -71,4 +77,4 @@ if (leaked.length > 0) {
   process.exit(1);
 }
 console.log('leak check: no process carrying TEND_ID and no tend daemon that the suite started outlived it');
-process.exit(cleanupFailed ? 1 : (run.status ?? 1));
+process.exit(cleanupFailed ? 1 : (exitCode ?? 1));
