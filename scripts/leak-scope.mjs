@@ -225,9 +225,11 @@ export async function removeSuiteCgroup(dir, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (let interval = 1; ; interval = Math.min(interval * 2, 50)) {
     const pids = cgroupMembers(dir);
-    if (pids.length === 0) break;
-    if (Date.now() > deadline) throw new Error(`leak check: ${dir} still holds ${pids.join(', ')} after SIGKILL`);
-    if (existsSync(join(dir, 'cgroup.kill'))) writeFileSync(join(dir, 'cgroup.kill'), '1');
+    // An exiting process leaves cgroup.procs before it leaves the cgroup:
+    // until cgroup.events says "populated 0", rmdir fails with EBUSY.
+    if (pids.length === 0 && !isPopulated(dir) && maybeRemoveCgroupTree(dir)) break;
+    if (Date.now() > deadline) throw new Error(`leak check: cannot remove ${dir}: it still holds ${pids.join(', ') || 'exiting processes'} after SIGKILL`);
+    if (pids.length > 0 && existsSync(join(dir, 'cgroup.kill'))) writeFileSync(join(dir, 'cgroup.kill'), '1');
     for (const pid of pids) {
       killed.add(pid);
       try {
@@ -237,11 +239,25 @@ export async function removeSuiteCgroup(dir, timeoutMs = 10_000) {
       }
     }
     // No event tells a script that a cgroup emptied without a watcher; the
-    // backoff bounds this wait, and it runs only when something leaked.
+    // backoff bounds this wait, and it runs only when something was left.
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
-  removeCgroupTree(dir);
   return [...killed];
+}
+
+function isPopulated(dir) {
+  return /^populated 1$/m.test(readOr(join(dir, 'cgroup.events'), ''));
+}
+
+/** Removes the cgroup and its sub-cgroups; false while one of them is still busy. */
+function maybeRemoveCgroupTree(dir) {
+  try {
+    removeCgroupTree(dir);
+    return true;
+  } catch (error) {
+    if (error.code === 'EBUSY') return false;
+    throw error;
+  }
 }
 
 function removeCgroupTree(dir) {
