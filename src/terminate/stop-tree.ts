@@ -14,16 +14,20 @@ export interface TreeStopOutcome {
   readonly forced: boolean;
 }
 
-/** How long each SIGKILL pass waits before the next; a member that survives many passes is stuck in the kernel (state D). */
-const KILL_PASS_MS = 1000;
-const KILL_PASSES = 10;
+/** How long each SIGKILL pass waits before the next, and how many there are; a member that survives them all is stuck in the kernel (state D). */
+export interface KillPasses {
+  readonly passMs: number;
+  readonly passes: number;
+}
+const KILL_PASSES: KillPasses = { passMs: 1000, passes: 10 };
 
 /**
  * Stops a whole tree: the stop signal to every member, then wait until every
  * member is gone; at the deadline SIGKILL, wait, and repeat until none is left.
- * Idempotent: an empty tree returns at once with alreadyGone.
+ * Idempotent: an empty tree returns at once with alreadyGone. `kill` is
+ * there for tests, whose fake trees need not wait a second per pass.
  */
-export async function stopTree(tree: Containment, plan: StopPlan): Promise<TreeStopOutcome> {
+export async function stopTree(tree: Containment, plan: StopPlan, kill: KillPasses = KILL_PASSES): Promise<TreeStopOutcome> {
   if (tree.isEmpty()) return { alreadyGone: true, forced: false };
   let denied: TendError | undefined;
   if (plan.signal !== 'SIGKILL' && plan.timeoutMs > 0) {
@@ -37,14 +41,14 @@ export async function stopTree(tree: Containment, plan: StopPlan): Promise<TreeS
       denied = error;
     }
   }
-  for (let pass = 0; pass < KILL_PASSES; pass++) {
+  for (let pass = 0; pass < kill.passes; pass++) {
     try {
       tree.signal('SIGKILL');
     } catch (error) {
       if (!isTendError(error, 'SIGNAL_DENIED')) throw error;
       denied = error;
     }
-    if (await waitEmptyFor(tree, KILL_PASS_MS)) return { alreadyGone: false, forced: true };
+    if (await waitEmptyFor(tree, kill.passMs)) return { alreadyGone: false, forced: true };
   }
   throw stuck(tree, plan, denied);
 }
@@ -94,7 +98,7 @@ export function stopTreesSync(trees: readonly { tree: Containment; plan: StopPla
     blockFor(interval);
     pending = pending.filter(({ tree }) => !tree.isEmpty());
   }
-  const killDeadline = Date.now() + KILL_PASS_MS * 2;
+  const killDeadline = Date.now() + KILL_PASSES.passMs * 2;
   for (let interval = 1; pending.length > 0 && Date.now() < killDeadline; interval = Math.min(interval * 2, 20)) {
     for (const { tree } of pending) trySignal(tree, 'SIGKILL');
     blockFor(interval);

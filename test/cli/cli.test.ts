@@ -9,7 +9,9 @@ import { mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFile
 import { join } from 'node:path';
 import { strategyNames, type StrategyName } from '../../src/core/types.js';
 import { detect } from '../../src/platform/detect.js';
-import { makeTempDir, removeDir, repoRoot, Running, scanProcesses, waitFor, withDeadline, type ProcInfo, type RunResult } from '../helpers/unit-local.js';
+import { scanProcesses, type ProcInfo } from '../helpers/proc-scan.js';
+import { makeTempDir, removeDir, repoRoot, Running, type RunResult } from '../helpers/unit-local.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const TEND = join(repoRoot, 'dist/src/bin/tend.js');
 const RUN_ID = randomBytes(6).toString('hex');
@@ -56,7 +58,7 @@ function survivors(token: string): ProcInfo[] {
  * `token` is alive, then waits for its output to close; returns the exit code.
  */
 async function exitAndCheckSurvivors(run: Running, token: string): Promise<number | null> {
-  const { code, signal } = await withDeadline(run.exited, `tend to exit (${run.describe()})`, 20_000);
+  const { code, signal } = await withDeadline(run.exited, { what: `tend to exit (${run.describe()})`, timeoutMs: 20_000 });
   assert.equal(signal, null, `tend itself died of ${signal}`);
   assert.deepEqual(describe(survivors(token)), [], `processes outlived tend exec (exit code ${code}; stderr: ${run.stderr})`);
   await run.result();
@@ -278,7 +280,7 @@ test('SIGTERM to tend exec stops the whole tree: exit 143, no survivor', async (
       const run = startTend(['exec', '--strategy', strategy, '--env', `TEST_TOKEN=${token}`, '--', 'sh', '-c', 'sleep 1000 & echo ready; wait']);
       await run.waitForOutput(/ready/);
       // Control: the scan sees the tree (the shell and its sleep) while it runs.
-      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), 'the sleep to show up in /proc');
+      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), { what: 'the sleep to show up in /proc' });
       run.child.kill('SIGTERM');
       const code = await exitAndCheckSurvivors(run, token);
       assert.equal(code, 143, run.stderr);
@@ -290,7 +292,7 @@ test('SIGHUP to tend exec stops the whole tree: exit 129, no survivor', async ()
   const token = newToken();
   const run = startTend(['exec', '--env', `TEST_TOKEN=${token}`, '--', 'sh', '-c', 'sleep 1000 & echo ready; wait']);
   await run.waitForOutput(/ready/);
-  await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), 'the sleep to show up in /proc');
+  await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), { what: 'the sleep to show up in /proc' });
   run.child.kill('SIGHUP');
   const code = await exitAndCheckSurvivors(run, token);
   assert.equal(code, 129, run.stderr);
@@ -305,7 +307,7 @@ test('a tree that ignores SIGTERM is killed once --stop-timeout has passed', asy
       const script = 'trap "" TERM; sleep 1000 & echo ready; wait';
       const run = startTend(['exec', '--strategy', strategy, '--stop-timeout', '300ms', '--env', `TEST_TOKEN=${token}`, '--', 'sh', '-c', script]);
       await run.waitForOutput(/ready/);
-      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), 'the sleep to show up in /proc');
+      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), { what: 'the sleep to show up in /proc' });
       const sentAt = performance.now();
       run.child.kill('SIGTERM');
       const code = await exitAndCheckSurvivors(run, token);
@@ -325,7 +327,7 @@ test('a second SIGINT kills a tree that ignores SIGINT', async (t) => {
       const script = 'trap "echo got-int" INT; sleep 1000 & echo ready; while :; do wait; done';
       const run = startTend(['exec', '--strategy', strategy, '--env', `TEST_TOKEN=${token}`, '--', 'sh', '-c', script]);
       await run.waitForOutput(/ready/);
-      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), 'the sleep to show up in /proc');
+      await waitFor(() => survivors(token).some((p) => p.cmdline.startsWith('sleep')), { what: 'the sleep to show up in /proc' });
       run.child.kill('SIGINT');
       await run.waitForOutput(/got-int/);
       assert.equal(run.child.exitCode, null, 'tend exited on the first SIGINT');
@@ -353,9 +355,9 @@ test('control: without tend the setsid daemon outlives its parent, and the scan 
   const { code } = await raw.exited;
   assert.equal(code, 0);
   const daemon = Number(/daemon=(\d+)/.exec(raw.stdout)?.[1]);
-  const found = await waitFor(() => survivors(token).find((p) => p.pid === daemon), `the daemon ${daemon} in the scan`);
+  const found = await waitFor(() => survivors(token).find((p) => p.pid === daemon), { what: `the daemon ${daemon} in the scan` });
   process.kill(found.pid, 'SIGKILL');
-  await waitFor(() => survivors(token).length === 0, 'the daemon to die');
+  await waitFor(() => survivors(token).length === 0, { what: 'the daemon to die' });
 });
 
 test('a setsid daemon left behind by the command is stopped: exit 0, no survivor', async (t) => {

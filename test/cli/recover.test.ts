@@ -15,8 +15,8 @@ import { strategySkipReason } from '../helpers/capabilities.js';
 import { RUN_VARIABLE, cleanupByMarker } from '../helpers/cleanup.js';
 import { NODE, PATH, awaitFixtureReady, grandchildren } from '../helpers/fixtures.js';
 import { ManagerHost, killLeftoverHosts } from '../helpers/manager-host.js';
-import { describeProcesses, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
-import { isAlive, makeStateDir, recordFiles, recordPath, removeStateDirs } from '../helpers/state.js';
+import { describeProcesses, isAlive, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
+import { makeStateDir, recordFiles, recordPath, removeStateDirs } from '../helpers/state.js';
 import { nativeStrategies } from '../helpers/strategies.js';
 import { outputOf, waitForExit } from '../helpers/wait.js';
 

@@ -11,8 +11,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { removeDir, repoRoot, Running, scanProcesses, waitFor, withDeadline, type ProcInfo, type RunResult } from '../helpers/unit-local.js';
+import { isGone, scanProcesses, type ProcInfo } from '../helpers/proc-scan.js';
+import { removeDir, repoRoot, Running, type RunResult } from '../helpers/unit-local.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const TEND = join(repoRoot, 'dist/src/bin/tend.js');
 const RUN_ID = randomBytes(6).toString('hex');
@@ -204,7 +205,7 @@ class State {
     for (const h of this.helpers) {
       if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
     }
-    await Promise.all(this.helpers.map((h) => withDeadline(h.exited, 'a helper to exit', 5000).catch(() => undefined)));
+    await Promise.all(this.helpers.map((h) => withDeadline(h.exited, { what: 'a helper to exit', timeoutMs: 5000 }).catch(() => undefined)));
     const left = this.survivors();
     if (left.length > 0) problems.push(`processes outlived \`tend daemon stop\`: ${describeProcs(left).join('; ')}`);
     const daemons = daemonProcesses(this.dir);
@@ -239,31 +240,8 @@ async function withState(body: (s: State) => Promise<void>): Promise<void> {
   if (failure !== undefined) throw failure;
 }
 
-/** Polls an async condition until it returns a truthy value, with a deadline. */
-async function waitForAsync<T>(condition: () => Promise<T | undefined | false | null>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Error | undefined;
-  for (let interval = 20; ; interval = Math.min(interval * 2, 200)) {
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch (error) {
-      last = error instanceof Error ? error : new Error(String(error));
-    }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-    await delay(interval);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+/** For conditions asked of the daemon, which refuses connections while it starts or restarts. */
+const DAEMON_POLL = { timeoutMs: 15_000, retryOnError: true } as const;
 
 /** A port nothing listens on right now. */
 async function freePort(): Promise<number> {
@@ -364,7 +342,7 @@ test('daemon start, status and stop', async () => {
     assert.equal(first.running, true);
     assert.equal(first.started, true);
     assert.equal(first.socket, join(s.dir, 'daemon.sock'));
-    assert.ok(isAlive(first.pid), `the daemon ${first.pid} is not alive`);
+    assert.ok(!isGone(first.pid), `the daemon ${first.pid} is not alive`);
     assert.equal(daemonProcesses(s.dir).filter((p) => p.pid === first.pid).length, 1, 'the daemon in /proc is not the one reported');
 
     const again = await s.json<{ started: boolean; pid: number }>(['daemon', 'start']);
@@ -385,7 +363,7 @@ test('daemon start, status and stop', async () => {
     assert.equal(stopped.running, false);
     assert.equal(stopped.pid, first.pid);
     assert.equal(stopped.killed, false);
-    assert.equal(isAlive(first.pid), false, 'the daemon is alive after `tend daemon stop`');
+    assert.equal(isGone(first.pid), true, 'the daemon is alive after `tend daemon stop`');
     const after = await s.run(['daemon', 'status']);
     assert.equal(after.code, 1);
     const twice = await s.json<{ stopped: boolean; running: boolean }>(['daemon', 'stop']);
@@ -410,13 +388,13 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
     assert.equal(report.service.unresponsive, false, 'a service that was just started (a shell and two sleeps) is reported unresponsive');
     assert.equal(report.service.log, join(s.dir, 'logs', 'tree.log'));
     const pid = report.service.pid as number;
-    assert.ok(isAlive(pid));
+    assert.ok(!isGone(pid));
 
     // The shell's two sleeps join the tree.
-    const members = await waitForAsync(async () => {
+    const members = await waitFor(async () => {
       const info = await s.service('tree');
       return info.pids.length === 3 ? info.pids : undefined;
-    }, 'the tree to have 3 members');
+    }, { what: 'the tree to have 3 members', ...DAEMON_POLL });
     const seen = s.survivors().map((p) => p.pid).sort((a, b) => a - b);
     assert.deepEqual([...members].sort((a, b) => a - b), seen, 'ps pids are not the processes carrying the token');
 
@@ -459,7 +437,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
     assert.equal(svc.state, 'stopped');
     assert.equal(svc.lastExit?.signal, 'SIGTERM');
     assert.deepEqual(describeProcs(s.survivors()), [], 'part of the tree outlived `tend stop`');
-    for (const p of members) assert.equal(isAlive(p), false, `pid ${p} of the tree is alive after stop`);
+    for (const p of members) assert.equal(isGone(p), true, `pid ${p} of the tree is alive after stop`);
     assert.equal(existsSync(pidFile), false, 'the PID file outlived the service');
 
     // status: 3 when not running; the daemon still knows it.
@@ -494,22 +472,22 @@ test('stop --all stops every service', async () => {
 test('restart gives a new tree and ends the old one; delete forgets the service and keeps its log', async () => {
   await withState(async (s) => {
     await s.json<StartReport>(['start', 'r', ...s.mark, '--', 'sh', '-c', 'echo hello-r; sleep 1000 & sleep 1000']);
-    const old = await waitForAsync(async () => {
+    const old = await waitFor(async () => {
       const info = await s.service('r');
       return info.pids.length === 3 ? info : undefined;
-    }, 'the tree of r');
+    }, { what: 'the tree of r', ...DAEMON_POLL });
     const report = await s.json<StartReport>(['restart', 'r']);
     assert.equal(report.alreadyRunning, false);
     assertServiceShape(report.service, 'restart');
     assert.equal(report.service.state, 'running');
     assert.equal(report.service.restarts, 0);
     assert.notEqual(report.service.pid, old.pid);
-    for (const p of old.pids) assert.equal(isAlive(p), false, `pid ${p} of the old tree is alive after restart`);
+    for (const p of old.pids) assert.equal(isGone(p), true, `pid ${p} of the old tree is alive after restart`);
     assert.ok(s.survivors().every((p) => !old.pids.includes(p.pid)));
     assert.ok(s.survivors().some((p) => p.pid === report.service.pid), 'the new pid does not carry the token');
 
     const logPath = join(s.dir, 'logs', 'r.log');
-    await waitFor(() => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('hello-r'), 'r to write its log');
+    await waitFor(() => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('hello-r'), { what: 'r to write its log' });
     const deleted = await s.json<{ deleted: ServiceInfo }>(['delete', 'r']);
     assertServiceShape(deleted.deleted, 'delete');
     assert.equal(deleted.deleted.name, 'r');
@@ -570,10 +548,10 @@ test('restart policy with backoff gives up: state failed, reason mentions the re
     const r = await s.run(['start', 'crash', '--restart', 'always', '--backoff', '100ms', '--max-restarts', '2', ...s.mark, '--', 'sh', '-c', 'exit 1']);
     // It may already have exited by the time start answers; either way start ran it.
     assert.ok(r.code === 0 || r.code === 1, `start exited ${r.code}: ${r.stderr}`);
-    const info = await waitForAsync(async () => {
+    const info = await waitFor(async () => {
       const svc = await s.service('crash');
       return svc.state === 'failed' ? svc : undefined;
-    }, 'crash to end in state failed');
+    }, { what: 'crash to end in state failed', ...DAEMON_POLL });
     assertServiceShape(info, 'failed service');
     assert.equal(info.restarts, 2);
     assert.match(info.reason ?? '', /restart/i);
@@ -592,10 +570,10 @@ test('logs -n N prints the last lines; logs -f follows new output until SIGINT',
     mkdirSync(work);
     const script = 'for i in 1 2 3 4 5; do echo line$i; done; while [ ! -e go ]; do sleep 0.05; done; echo second-batch; exec sleep 1000';
     await s.json<StartReport>(['start', 'talk', '-C', work, ...s.mark, '--', 'sh', '-c', script]);
-    await waitForAsync(async () => {
+    await waitFor(async () => {
       const r = await s.run(['logs', 'talk', '-n', '2']);
       return r.code === 0 && r.stdout === 'line4\nline5\n';
-    }, 'logs -n 2 to print the last two lines');
+    }, { what: 'logs -n 2 to print the last two lines', ...DAEMON_POLL });
     const all = await s.run(['logs', 'talk']);
     assert.equal(all.stdout, 'line1\nline2\nline3\nline4\nline5\n');
     const none = await s.run(['logs', 'talk', '-n', '0']);
@@ -671,7 +649,7 @@ test('limit and queue under load: --no-queue refuses, a queued start waits and r
 
     const waiting = s.spawn(['start', 'q3', '--json', ...s.mark, '--', 'sleep', '1000']);
     s.background.push(waiting);
-    await waitForAsync(async () => (await s.service('q3')).state === 'queued', 'q3 to be queued');
+    await waitFor(async () => (await s.service('q3')).state === 'queued', { what: 'q3 to be queued', ...DAEMON_POLL });
     const limit = await s.json<LimitStatus>(['limit']);
     assert.equal(limit.queued, 1);
     assert.equal(limit.can_start_new, false);
@@ -694,10 +672,10 @@ test('kill-all kills every tree at once and reports exactly the pids that lived'
   await withState(async (s) => {
     await s.json<StartReport>(['start', 'k1', ...s.mark, '--', ...TREE]);
     await s.json<StartReport>(['start', 'k2', ...s.mark, '--', 'sleep', '1000']);
-    const ps = await waitForAsync(async () => {
+    const ps = await waitFor(async () => {
       const p = await s.ps();
       return p.services.find((x) => x.name === 'k1')?.pids.length === 3 ? p : undefined;
-    }, 'the tree of k1');
+    }, { what: 'the tree of k1', ...DAEMON_POLL });
     const before = ps.services.flatMap((x) => x.pids).sort((a, b) => a - b);
     assert.deepEqual(before, s.survivors().map((p) => p.pid).sort((a, b) => a - b), 'ps pids are not the processes with the token');
     assert.equal(before.length, 4);
@@ -754,13 +732,13 @@ test('a port held by a foreign process: refused, refused with --free-port, freed
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /PORT_IN_USE/);
     assert.match(refused.stderr, new RegExp(`pid ${holderPid}\\b`));
-    assert.ok(isAlive(holderPid));
+    assert.ok(!isGone(holderPid));
 
     const notOurs = await s.run([...args.slice(0, 4), '--free-port', ...args.slice(4)]);
     assert.equal(notOurs.code, 1, notOurs.stderr);
     assert.match(notOurs.stderr, /PORT_IN_USE/);
     assert.match(notOurs.stderr, /not tend's/);
-    assert.ok(isAlive(holderPid), '--free-port without --force stopped a foreign process');
+    assert.ok(!isGone(holderPid), '--free-port without --force stopped a foreign process');
     assert.equal(s.survivors().filter((p) => p.pid !== holderPid).length, 0, 'the service ran although its port was held');
 
     const freed = await s.json<StartReport>([...args.slice(0, 4), '--free-port', '--force', ...args.slice(4)]);
@@ -770,7 +748,7 @@ test('a port held by a foreign process: refused, refused with --free-port, freed
     assert.equal(freed.freed[0]?.pid, holderPid);
     assert.equal(freed.freed[0]?.port, port);
     assert.equal(freed.freed[0]?.tend, false);
-    const exit = await withDeadline(holder.exited, 'the port holder to exit');
+    const exit = await withDeadline(holder.exited, { what: 'the port holder to exit' });
     assert.equal(exit.signal, 'SIGTERM');
   });
 });
@@ -795,35 +773,35 @@ test('the daemon SIGKILLed: its services die with it, and the next daemon starts
     await s.json<StartReport>(['start', 'd2', ...s.mark, '--', 'sleep', '1000']);
     await s.json<StartReport>(['start', 'd3', ...s.mark, '--', 'sleep', '1000']);
     await s.json(['stop', 'd3']);
-    const before = await waitForAsync(async () => {
+    const before = await waitFor(async () => {
       const p = await s.ps();
       return p.services.find((x) => x.name === 'd1')?.pids.length === 3 ? p : undefined;
-    }, 'the tree of d1');
+    }, { what: 'the tree of d1', ...DAEMON_POLL });
     const oldPids = new Map(before.services.map((x) => [x.name, x.pid]));
     assert.equal(s.survivors().length, 4);
     const daemonPid = await s.daemonPid();
 
     process.kill(daemonPid, 'SIGKILL');
-    await waitFor(() => s.survivors().length === 0, 'the reaper to kill every service tree');
-    await waitFor(() => !isAlive(daemonPid), 'the daemon to die');
-    await waitFor(() => daemonProcesses(s.dir).length === 0, 'the reaper to exit');
+    await waitFor(() => s.survivors().length === 0, { what: 'the reaper to kill every service tree' });
+    await waitFor(() => isGone(daemonPid), { what: 'the daemon to die' });
+    await waitFor(() => daemonProcesses(s.dir).length === 0, { what: 'the reaper to exit' });
     assert.equal((await s.run(['daemon', 'status'])).code, 1);
 
     const started = await s.json<{ started: boolean; pid: number }>(['daemon', 'start']);
     assert.equal(started.started, true);
     assert.notEqual(started.pid, daemonPid);
-    const after = await waitForAsync(async () => {
+    const after = await waitFor(async () => {
       const p = await s.ps();
       const byName = new Map(p.services.map((x) => [x.name, x]));
       return byName.get('d1')?.state === 'running' && byName.get('d2')?.state === 'running' ? byName : undefined;
-    }, 'd1 and d2 to run again');
+    }, { what: 'd1 and d2 to run again', ...DAEMON_POLL });
     for (const name of ['d1', 'd2']) {
       const svc = after.get(name) as ServiceInfo;
       assert.notEqual(svc.pid, oldPids.get(name), `${name} has its old pid`);
-      assert.ok(svc.pid !== null && isAlive(svc.pid));
+      assert.ok(svc.pid !== null && !isGone(svc.pid));
     }
     assert.equal(after.get('d3')?.state, 'stopped', 'a stopped service was started again');
-    const d1Tree = await waitForAsync(async () => ((await s.service('d1')).pids.length === 3 ? true : undefined), 'the new tree of d1');
+    const d1Tree = await waitFor(async () => ((await s.service('d1')).pids.length === 3 ? true : undefined), { what: 'the new tree of d1', ...DAEMON_POLL });
     assert.ok(d1Tree);
     assert.equal(s.survivors().length, 4);
   });
@@ -834,7 +812,7 @@ test('the daemon SIGKILLed while `tend start` waits for readiness: nothing leaks
     const port = await freePort();
     const waiting = s.spawn(['start', 'never', '--ready', `tcp:${port}`, '--ready-timeout', '10m', ...s.mark, '--', ...TREE]);
     s.background.push(waiting);
-    await waitFor(() => s.survivors().length === 3, 'the service tree to be spawned (waiting for readiness)');
+    await waitFor(() => s.survivors().length === 3, { what: 'the service tree to be spawned (waiting for readiness)' });
     const status = await s.run(['status', 'never', '--json']);
     assert.equal(status.code, 3);
     assert.equal((JSON.parse(status.stdout) as ServiceInfo).state, 'starting');
@@ -844,7 +822,7 @@ test('the daemon SIGKILLed while `tend start` waits for readiness: nothing leaks
     const r = await waiting.result();
     assert.equal(r.code, 1, `tend start exited ${r.code} when its daemon was killed: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'a stack trace');
-    await waitFor(() => s.survivors().length === 0, 'the reaper to kill the half-started service');
-    await waitFor(() => daemonProcesses(s.dir).length === 0, 'the daemon and its reaper to be gone');
+    await waitFor(() => s.survivors().length === 0, { what: 'the reaper to kill the half-started service' });
+    await waitFor(() => daemonProcesses(s.dir).length === 0, { what: 'the daemon and its reaper to be gone' });
   });
 });

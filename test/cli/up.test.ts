@@ -8,7 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeDir, repoRoot, Running, run, scanProcesses, waitFor } from '../helpers/unit-local.js';
+import { scanProcesses } from '../helpers/proc-scan.js';
+import { removeDir, repoRoot, Running, run } from '../helpers/unit-local.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TEND = join(repoRoot, 'dist/src/bin/tend.js');
 const RUN_ID = randomBytes(6).toString('hex');
@@ -57,7 +59,7 @@ function survivors(c: Case): string[] {
 
 async function finish(c: Case): Promise<void> {
   await tend(c, ['daemon', 'stop', '--force']);
-  const left = await waitFor(() => (survivors(c).length === 0 ? 'none' : undefined), 'every process of the case to be gone', 15_000).catch(() => survivors(c).join('; '));
+  const left = await waitFor(() => (survivors(c).length === 0 ? 'none' : undefined), { what: 'every process of the case to be gone', timeoutMs: 15_000 }).catch(() => survivors(c).join('; '));
   assert.equal(left, 'none', `left running: ${left}`);
 }
 
@@ -110,7 +112,7 @@ test('tend up runs the stack in the foreground: prefixed output, depends_on wait
     await up.waitForOutput(/^worker +\| worker up$/m, 20_000);
     await up.waitForOutput(/^api +\| listening on \d+$/m, 20_000);
     // flaky is restarted with backoff: at least two runs were shown.
-    await waitFor(() => (up.stdout.match(/^flaky +\| flaky run$/gm)?.length ?? 0) >= 2 || undefined, 'flaky to be restarted', 20_000);
+    await waitFor(() => (up.stdout.match(/^flaky +\| flaky run$/gm)?.length ?? 0) >= 2 || undefined, { what: 'flaky to be restarted', timeoutMs: 20_000 });
     await up.waitForOutput(/^tend +\| flaky: backoff \(exit code 1; restart \d+ in \d+ ms\)$/m);
     // The worker started only once the api was running (ready).
     const apiRunning = up.stdout.search(/^tend +\| api: running/m);
@@ -169,7 +171,7 @@ test('tend up -d hands the stack to the daemon; ps lists it; stop --all stops it
     assert.equal(stop.code, 0, stop.stderr);
     const stopped = JSON.parse(stop.stdout) as { services: { state: string }[] };
     assert.ok(stopped.services.every((s) => s.state === 'stopped'), stop.stdout);
-    await waitFor(() => (survivors(c).every((p) => !p.includes(c.token)) ? true : undefined), 'the services to be gone');
+    await waitFor(() => (survivors(c).every((p) => !p.includes(c.token)) ? true : undefined), { what: 'the services to be gone' });
   } finally {
     await finish(c);
   }

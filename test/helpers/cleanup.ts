@@ -1,8 +1,8 @@
 // Last line of defence: whatever a failing test left behind is SIGKILLed by
 // its marker, so it cannot leak into the next test or outlive the suite.
 import { rmdirSync } from 'node:fs';
-import { setTimeout as delay } from 'node:timers/promises';
 import { describeProcesses, findMarked, isStillAlive, type MarkedProcess, type MarkerMatch } from './proc-scan.js';
+import { waitFor } from './wait.js';
 
 /**
  * Every process a test file starts carries RUN_VARIABLE=<its run id> too (in
@@ -25,24 +25,29 @@ export async function cleanupByMarker(match: MarkerMatch, options: { timeoutMs?:
     process.stderr.write(`cleanup: SIGKILLing ${first.length} leftover process(es) marked ${JSON.stringify(match)}:\n${describeProcesses(first)}\n`);
   }
   const killed = new Map<number, MarkedProcess>();
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  let interval = 2;
-  for (;;) {
-    const live = findMarked(match);
-    for (const p of live) killed.set(p.pid, p);
-    const exiting = [...killed.values()].filter((p) => isStillAlive(p.pid, p.startTime));
-    if (live.length === 0 && exiting.length === 0) break;
-    if (Date.now() > deadline) throw new Error(`cleanup: could not kill every process marked ${JSON.stringify(match)}:\n${describeProcesses([...live, ...exiting])}`);
-    for (const p of live) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  let left: MarkedProcess[] = [];
+  await waitFor(
+    () => {
+      const live = findMarked(match);
+      for (const p of live) killed.set(p.pid, p);
+      const exiting = [...killed.values()].filter((p) => isStillAlive(p.pid, p.startTime) && !live.some((q) => q.pid === p.pid));
+      left = [...live, ...exiting];
+      if (left.length === 0) return true;
+      for (const p of live) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+        }
       }
-    }
-    await delay(interval);
-    interval = Math.min(interval * 2, 50);
-  }
+      return false;
+    },
+    {
+      what: `cleanup to kill every process marked ${JSON.stringify(match)}`,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      detail: () => describeProcesses(left),
+    },
+  );
   return first;
 }
 

@@ -6,7 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { ManagerOptions } from '../../src/index.js';
 import { NODE, PATH, fixturePath } from './fixtures.js';
 import { RUN_VARIABLE } from './cleanup.js';
-import { isAlive, procIdentity, type ProcIdentity } from './state.js';
+import { isAlive, procIdentity, type ProcIdentity } from './proc-scan.js';
 import { outputOf, waitFor, waitForExit, waitForLine, type ExitStatus } from './wait.js';
 
 export const MANAGER_HOST = fixturePath('manager-host.mjs');

@@ -1,5 +1,7 @@
-// Finds processes by the marker variable in their environment, straight from
-// /proc: the leak checks in the tests must not trust tend's own bookkeeping.
+// The tests' one look at /proc: processes by the marker variable in their
+// environment, by any variable, by their stat. Straight from /proc, not
+// through tend's own process table: the leak checks in the tests must not
+// trust tend's own bookkeeping, and a bug there must not hide a leak.
 import { readFileSync, readdirSync } from 'node:fs';
 
 export const MARKER = 'TEND_ID';
@@ -39,16 +41,24 @@ function matches(value: string | undefined, match: MarkerMatch): value is string
   return true;
 }
 
-interface Stat {
-  readonly startTime: number;
+/** The fields of /proc/<pid>/stat the tests look at. */
+export interface ProcStat {
+  readonly pid: number;
   readonly ppid: number;
   readonly pgid: number;
   readonly sid: number;
+  /** Field 3: R, S, D, T, Z, ... */
   readonly state: string;
+  /** Field 22: with the pid, what makes this process this one. */
+  readonly startTime: number;
   readonly comm: string;
 }
 
-function readStat(pid: number): Stat | undefined {
+/** A process as a record names it: pid, start time, parent, group, state. */
+export type ProcIdentity = Pick<ProcStat, 'pid' | 'ppid' | 'pgid' | 'state' | 'startTime'>;
+
+/** Reads /proc/<pid>/stat; undefined when there is no such process. */
+export function readProcStat(pid: number): ProcStat | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -60,6 +70,7 @@ function readStat(pid: number): Stat | undefined {
   const close = text.lastIndexOf(')');
   const rest = text.slice(close + 2).split(' ');
   return {
+    pid,
     state: rest[0] ?? '?',
     startTime: Number(rest[19]),
     ppid: Number(rest[1]),
@@ -67,6 +78,35 @@ function readStat(pid: number): Stat | undefined {
     sid: Number(rest[3]),
     comm: text.slice(open + 1, close),
   };
+}
+
+/** pid, start time and process group of a process; undefined when there is none. */
+export function procIdentity(pid: number): ProcIdentity | undefined {
+  const stat = readProcStat(pid);
+  return stat && { pid, ppid: stat.ppid, pgid: stat.pgid, state: stat.state, startTime: stat.startTime };
+}
+
+/** Gone: absent, or a zombie (no code left to run). */
+export function isGone(pid: number): boolean {
+  return isDeadState(readProcStat(pid)?.state);
+}
+
+/** Whether (pid, startTime) is still a process with code left to run (a zombie is not; its threads are not looked at). */
+export function isAlive(pid: number, startTime: number): boolean {
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.startTime === startTime && !isDeadState(stat.state);
+}
+
+/** The pids in /proc now, this process's own excluded. */
+function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const code = name.charCodeAt(0);
+    if (code < 48 || code > 57) continue;
+    const pid = Number(name);
+    if (pid !== process.pid) pids.push(pid);
+  }
+  return pids;
 }
 
 const isDeadState = (state: string | undefined): boolean => state === undefined || state === 'Z' || state === 'X' || state === 'x';
@@ -107,7 +147,7 @@ function hasLiveThread(pid: number, state: string): boolean {
 
 /** Whether the process seen earlier as (pid, startTime) is still alive: same start time, and some thread not dead. */
 export function isStillAlive(pid: number, startTime: number): boolean {
-  const stat = readStat(pid);
+  const stat = readProcStat(pid);
   if (!stat || stat.startTime !== startTime) return false;
   return hasLiveThread(pid, stat.state);
 }
@@ -123,11 +163,7 @@ export function findMarked(match: MarkerMatch): MarkedProcess[] {
   if (match.value === undefined && match.prefix === undefined) throw new Error('findMarked needs a value or a prefix');
   const variable = match.variable ?? MARKER;
   const found: MarkedProcess[] = [];
-  for (const name of readdirSync('/proc')) {
-    const code = name.charCodeAt(0);
-    if (code < 48 || code > 57) continue;
-    const pid = Number(name);
-    if (pid === process.pid) continue;
+  for (const pid of listPids()) {
     let environ: string;
     try {
       environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
@@ -136,7 +172,7 @@ export function findMarked(match: MarkerMatch): MarkedProcess[] {
     }
     const value = variableOf(environ, variable);
     if (!matches(value, match)) continue;
-    const stat = readStat(pid);
+    const stat = readProcStat(pid);
     if (!stat || !hasLiveThread(pid, stat.state)) continue;
     let cmdline = '';
     try {
@@ -144,7 +180,7 @@ export function findMarked(match: MarkerMatch): MarkedProcess[] {
     } catch {
       /* exited while we looked: still reported, it was alive a moment ago */
     }
-    found.push({ pid, ...stat, cmdline, value });
+    found.push({ ...stat, cmdline, value });
   }
   return found;
 }
@@ -157,7 +193,7 @@ export function survivorsOf(id: string, seen: readonly MarkedProcess[] = []): Ma
   const found = findMarked({ value: id });
   const pids = new Set(found.map((p) => p.pid));
   for (const p of seen) {
-    if (!pids.has(p.pid) && isStillAlive(p.pid, p.startTime)) found.push({ ...p, state: readStat(p.pid)?.state ?? p.state, cmdline: `${p.cmdline} (exiting: environment gone, a thread still runs)` });
+    if (!pids.has(p.pid) && isStillAlive(p.pid, p.startTime)) found.push({ ...p, state: readProcStat(p.pid)?.state ?? p.state, cmdline: `${p.cmdline} (exiting: environment gone, a thread still runs)` });
   }
   return found;
 }
@@ -166,4 +202,72 @@ export function survivorsOf(id: string, seen: readonly MarkedProcess[] = []): Ma
 export function describeProcesses(processes: readonly MarkedProcess[]): string {
   if (processes.length === 0) return '(none)';
   return processes.map((p) => `  pid ${p.pid} ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid} ${p.state} ${p.cmdline || p.comm}`).join('\n');
+}
+
+export interface ProcInfo {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly state: string;
+  readonly env: ReadonlyMap<string, string>;
+  /** The arguments joined by spaces, for matching and messages. */
+  readonly cmdline: string;
+  /** The arguments as the kernel holds them. */
+  readonly argv: readonly string[];
+}
+
+/** Parses an environ block (NUL-separated NAME=VALUE) into a map; the first of duplicate names wins, as getenv does. */
+export function parseEnviron(block: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const entry of block.split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) continue;
+    const name = entry.slice(0, eq);
+    if (!env.has(name)) env.set(name, entry.slice(eq + 1));
+  }
+  return env;
+}
+
+function readProcInfo(pid: number): ProcInfo | undefined {
+  const stat = readProcStat(pid);
+  if (!stat) return undefined;
+  try {
+    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    const argv = raw.split('\0');
+    if (argv.at(-1) === '') argv.pop();
+    return { pid, ppid: stat.ppid, state: stat.state, env: parseEnviron(environ), cmdline: argv.join(' ').trim(), argv };
+  } catch {
+    return undefined; // gone while we looked
+  }
+}
+
+/** Every process visible in /proc except this one. Zombies are included unless `live` is set. */
+export function scanProcesses(options: { live?: boolean } = {}): ProcInfo[] {
+  const found: ProcInfo[] = [];
+  for (const pid of listPids()) {
+    const info = readProcInfo(pid);
+    if (!info) continue;
+    if (options.live && isDeadState(info.state)) continue;
+    found.push(info);
+  }
+  return found;
+}
+
+/** Live (non-zombie) processes whose environment has `name=value`. */
+export function processesWithEnv(name: string, value: string): ProcInfo[] {
+  return scanProcesses({ live: true }).filter((p) => p.env.get(name) === value);
+}
+
+/** SIGKILLs every process whose environment has `name=value`; returns their pids. */
+export function killProcessesWithEnv(name: string, value: string): number[] {
+  const pids: number[] = [];
+  for (const p of scanProcesses().filter((q) => q.env.get(name) === value)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+      pids.push(p.pid);
+    } catch {
+      /* already gone */
+    }
+  }
+  return pids;
 }

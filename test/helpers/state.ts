@@ -1,6 +1,6 @@
 // The state directory as the tests see it: temporary TEND_HOMEs, the records
 // and the lifecycle log read straight from disk, records fabricated by hand,
-// and process identities read from /proc (not through tend's process table).
+// and processes started to stand in for managers and strangers.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { RECORD_SCHEMA, type ManagerIdentity, type ProcessRecord } from '../../src/registry/records.js';
 import { RUN_VARIABLE } from './cleanup.js';
 import { PATH } from './fixtures.js';
-import { MARKER, describeProcesses, findMarked, type MarkedProcess } from './proc-scan.js';
+import { MARKER, describeProcesses, findMarked, procIdentity, type MarkedProcess, type ProcIdentity } from './proc-scan.js';
 import { waitFor } from './wait.js';
 
 export const SLEEP = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p)) ?? '/bin/sleep';
@@ -88,32 +88,6 @@ export function lifecycleLines(stateDir: string): LifecycleLine[] {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`lifecycle.jsonl line ${i + 1} is not a JSON object: ${line}`);
     return parsed as LifecycleLine;
   });
-}
-
-export interface ProcIdentity {
-  readonly pid: number;
-  readonly ppid: number;
-  readonly pgid: number;
-  readonly state: string;
-  readonly startTime: number;
-}
-
-/** pid, start time (field 22) and process group of a process, from /proc/<pid>/stat; undefined when there is none. */
-export function procIdentity(pid: number): ProcIdentity | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, state: f[0] ?? '?', ppid: Number(f[1]), pgid: Number(f[2]), startTime: Number(f[19]) };
-}
-
-/** Whether (pid, startTime) is still a process with code left to run (a zombie is not). */
-export function isAlive(pid: number, startTime: number): boolean {
-  const id = procIdentity(pid);
-  return id !== undefined && id.startTime === startTime && id.state !== 'Z' && id.state !== 'X';
 }
 
 export function bootId(): string {

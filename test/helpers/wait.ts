@@ -15,23 +15,39 @@ export interface WaitOptions {
   readonly detail?: () => string;
 }
 
+export interface PollOptions extends WaitOptions {
+  /**
+   * Count a predicate that throws as "not yet" (a daemon that is still
+   * starting refuses connections); the last error is named at the deadline.
+   */
+  readonly retryOnError?: boolean;
+}
+
 /**
  * Polls `predicate` with a backoff (2 ms up to 100 ms) until it returns a
  * truthy value, which is returned; at the deadline, throws an error that says
  * what was awaited and for how long. Only for conditions with no event to
  * await (the contents of /proc, a file growing).
  */
-export async function waitFor<T>(predicate: () => T | Promise<T>, options: WaitOptions): Promise<NonNullable<T>> {
+export async function waitFor<T>(predicate: () => T | Promise<T>, options: PollOptions): Promise<NonNullable<T>> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DEADLINE_MS;
   const deadline = Date.now() + timeoutMs;
   let interval = 2;
+  let lastError: Error | undefined;
   for (;;) {
-    const value = await predicate();
+    let value: T | undefined;
+    try {
+      value = await predicate();
+    } catch (error) {
+      if (options.retryOnError !== true) throw error;
+      lastError = error instanceof Error ? error : new Error(String(error));
+    }
     if (value !== undefined && value !== null && value !== false && value !== 0 && value !== '') return value;
     const left = deadline - Date.now();
     if (left <= 0) {
       const detail = options.detail ? `\n${options.detail()}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what}${detail}`);
+      const last = lastError ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what}${last}${detail}`);
     }
     await delay(Math.min(interval, left));
     interval = Math.min(interval * 2, 100);

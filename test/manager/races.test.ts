@@ -11,8 +11,8 @@ import { ProcessManager, recoverStateDir, type ProcessHandle } from '../../src/i
 import { locateCgroup2 } from '../../src/platform/cgroup.js';
 import { systemProcessTable } from '../../src/platform/proc-table.js';
 import { cleanupByMarker, RUN_VARIABLE } from '../helpers/cleanup.js';
-import { findMarked, isStillAlive } from '../helpers/proc-scan.js';
-import { deadIdentity, fabricateRecord, lifecycleLines, makeStateDir, procIdentity, recordPath, removeStateDirs, SLEEP, startStranger } from '../helpers/state.js';
+import { findMarked, isStillAlive, procIdentity } from '../helpers/proc-scan.js';
+import { deadIdentity, fabricateRecord, lifecycleLines, makeStateDir, recordPath, removeStateDirs, SLEEP, startStranger } from '../helpers/state.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const RUN = `races-${process.pid}`;

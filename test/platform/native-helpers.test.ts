@@ -9,8 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { findMarked, isGone, readProcStat, type MarkedProcess } from '../helpers/proc-scan.js';
+import { waitFor, waitForExit, waitForLineInStream } from '../helpers/wait.js';
 
 const binDir = fileURLToPath(new URL('../../../native/bin/', import.meta.url));
 const SHIM = `${binDir}tend-shim`;
@@ -82,120 +83,13 @@ async function run(file: string, args: string[], env: Record<string, string> = E
   return { code, signal, stdout, stderr, pid: child.pid ?? -1 };
 }
 
-async function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
-  const [code, signal] = (await once(child, 'exit', { signal: AbortSignal.timeout(DEADLINE_MS) })) as [
-    number | null,
-    NodeJS.Signals | null,
-  ];
-  return { code, signal };
+/** Live processes carrying this file's marker. */
+function marked(): MarkedProcess[] {
+  return findMarked({ value: TEND_ID });
 }
 
-/** Line reader that keeps every line, so a wait never misses one that came early. */
-class Lines {
-  private readonly lines: string[] = [];
-  private partial = '';
-  private ended = false;
-  private wake: (() => void) | null = null;
-
-  constructor(stream: Readable) {
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      this.partial += chunk;
-      let nl: number;
-      while ((nl = this.partial.indexOf('\n')) >= 0) {
-        this.lines.push(this.partial.slice(0, nl));
-        this.partial = this.partial.slice(nl + 1);
-      }
-      this.wake?.();
-    });
-    const end = (): void => {
-      this.ended = true;
-      this.wake?.();
-    };
-    stream.on('end', end);
-    stream.on('close', end);
-  }
-
-  async waitFor(re: RegExp, what: string): Promise<RegExpExecArray> {
-    const signal = AbortSignal.timeout(DEADLINE_MS);
-    for (;;) {
-      for (const line of this.lines) {
-        const m = re.exec(line);
-        if (m) return m;
-      }
-      if (this.ended) throw new Error(`stream ended before ${what}; got ${JSON.stringify(this.lines)}`);
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.lines)}`));
-        if (signal.aborted) onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          this.wake = null;
-          resolve();
-        };
-      });
-    }
-  }
-}
-
-/** Polls a /proc or cgroupfs condition (they have no change events) until true or the deadline. */
-async function waitUntil(cond: () => boolean, what: string, ms = DEADLINE_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await delay(5);
-  }
-}
-
-interface ProcStat {
-  state: string;
-  ppid: number;
-}
-
-function procStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // comm may contain spaces and parentheses: fields restart after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: rest[0] ?? '?', ppid: Number(rest[1]) };
-}
-
-/** Gone = no code left to run: absent, or a zombie waiting to be reaped. */
-function isGone(pid: number): boolean {
-  const st = procStat(pid);
-  return st === null || st.state === 'Z' || st.state === 'X';
-}
-
-interface Marked {
-  pid: number;
-  cmd: string;
-}
-
-/** Live processes carrying this file's marker (a zombie's environ reads empty). */
-function marked(): Marked[] {
-  const out: Marked[] = [];
-  const needle = `TEND_ID=${TEND_ID}`;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const environ = readFileSync(`/proc/${name}/environ`, 'latin1');
-      if (!environ.split('\0').includes(needle)) continue;
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').join(' ').trim();
-      out.push({ pid: Number(name), cmd });
-    } catch {
-      /* exited while we looked, or not ours to read */
-    }
-  }
-  return out;
-}
-
-function sleepsRunning(): Marked[] {
-  return marked().filter((p) => p.cmd === 'sleep 1000');
+function sleepsRunning(): MarkedProcess[] {
+  return marked().filter((p) => p.cmdline === 'sleep 1000');
 }
 
 function killQuietly(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -263,7 +157,7 @@ function killCgroup(path: string): void {
 async function destroyCgroup(path: string): Promise<void> {
   if (!existsSync(path)) return;
   killCgroup(path);
-  await waitUntil(() => !populated(path), `${path} is empty`);
+  await waitFor(() => !populated(path), { what: `${path} is empty` });
   rmdirSync(path);
 }
 
@@ -310,14 +204,14 @@ void test('shim -c joins a fresh cgroup before exec, so forks are members', asyn
 
   const child = start(SHIM, ['-c', `${cg.path}/cgroup.procs`, '--', SH, 'sh', '-c', 'sleep 1000 & echo "ready $!"; wait']);
   try {
-    const m = await new Lines(child.stdout as Readable).waitFor(/^ready (\d+)$/, '"ready"');
+    const m = await waitForLineInStream(child.stdout as Readable, /^ready (\d+)$/, { what: '"ready"' });
     const sleepPid = Number(m[1]);
     assert.deepEqual(cgroupPids(cg.path), sortedNums([child.pid ?? -1, sleepPid]));
     assert.ok(populated(cg.path));
 
     killCgroup(cg.path);
-    await waitUntil(() => !populated(cg.path), 'cgroup.events says populated 0');
-    const end = await exited(child);
+    await waitFor(() => !populated(cg.path), { what: 'cgroup.events says populated 0' });
+    const end = await waitForExit(child, { what: 'the child' });
     assert.equal(end.signal, 'SIGKILL');
     assert.ok(isGone(sleepPid));
   } finally {
@@ -384,20 +278,20 @@ void test('shim parent-death signal kills the command when its parent dies', asy
   // becomes the sleep's pid at exec.
   const parent = start(SH, ['-c', `"$0" -s 9 -p $$ -- ${SLEEP} sleep 1000 & echo $!; wait`, SHIM]);
   try {
-    const m = await new Lines(parent.stdout as Readable).waitFor(/^(\d+)$/, 'the sleep pid');
+    const m = await waitForLineInStream(parent.stdout as Readable, /^(\d+)$/, { what: 'the sleep pid' });
     const pid = Number(m[1]);
-    await waitUntil(() => {
+    await waitFor(() => {
       try {
         return readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('sleep\0');
       } catch {
         return false;
       }
-    }, 'the shim has exec()ed sleep');
-    assert.equal(procStat(pid)?.ppid, parent.pid);
+    }, { what: 'the shim has exec()ed sleep' });
+    assert.equal(readProcStat(pid)?.ppid, parent.pid);
 
     parent.kill('SIGKILL');
-    await exited(parent);
-    await waitUntil(() => isGone(pid), `sleep ${pid} is gone after its parent was SIGKILLed`);
+    await waitForExit(parent, { what: 'the parent' });
+    await waitFor(() => isGone(pid), { what: `sleep ${pid} is gone after its parent was SIGKILLed` });
   } finally {
     killAll(parent);
   }
@@ -468,16 +362,16 @@ void test('nsinit forwards SIGTERM to the whole tree', async (t) => {
 
   const outer = start(NSINIT, [...NS_OPTS, '--', SH, 'sh', '-c', 'sleep 1000 & sleep 1000 & echo ready; wait']);
   try {
-    await new Lines(outer.stdout as Readable).waitFor(/^ready$/, '"ready"');
+    await waitForLineInStream(outer.stdout as Readable, /^ready$/, { what: '"ready"' });
     // "ready" can come before the background forks have exec()ed sleep.
-    await waitUntil(() => sleepsRunning().length === 2, 'both sleeps run');
+    await waitFor(() => sleepsRunning().length === 2, { what: 'both sleeps run' });
     const sleeps = sleepsRunning();
 
     outer.kill('SIGTERM');
-    const end = await exited(outer);
+    const end = await waitForExit(outer, { what: 'OUTER' });
     assert.deepEqual(end, { code: null, signal: 'SIGTERM' }, 'OUTER reports the leader sh, killed by SIGTERM');
     for (const s of sleeps) assert.ok(isGone(s.pid), `sleep ${s.pid} must be gone once OUTER has exited`);
-    await waitUntil(() => marked().length === 0, 'no marked process is left');
+    await waitFor(() => marked().length === 0, { what: 'no marked process is left' });
   } finally {
     killAll(outer);
   }
@@ -489,19 +383,18 @@ void test('nsinit reports the leader on fd 3 while members still run, then ends 
 
   const outer = start(NSINIT, [...NS_OPTS, '--', SH, 'sh', '-c', '(sleep 1000 &) ; exit 3'], ENV, ['ignore', 'pipe', 'pipe', 'pipe']);
   try {
-    const fd3 = new Lines(outer.stdio[3] as Readable);
-    await fd3.waitFor(/^exit 3$/, '"exit 3" on fd 3');
+    await waitForLineInStream(outer.stdio[3] as Readable, /^exit 3$/, { what: '"exit 3" on fd 3' });
     assert.equal(outer.exitCode, null, 'OUTER stays while the detached sleep runs');
     assert.equal(outer.signalCode, null);
 
-    await waitUntil(() => sleepsRunning().length === 1, 'the detached sleep runs');
+    await waitFor(() => sleepsRunning().length === 1, { what: 'the detached sleep runs' });
     const sleepPid = sleepsRunning()[0]?.pid ?? -1;
     assert.ok(!isGone(sleepPid));
 
     // The notification pipe must reach OUTER and C1 only, never the command's tree.
     const notifyPipe = readlinkSync(`/proc/${outer.pid}/fd/3`);
     for (const p of marked()) {
-      if (p.pid === outer.pid || procStat(p.pid)?.ppid === outer.pid) continue;
+      if (p.pid === outer.pid || readProcStat(p.pid)?.ppid === outer.pid) continue;
       let fds: string[] = [];
       try {
         fds = readdirSync(`/proc/${p.pid}/fd`);
@@ -515,12 +408,12 @@ void test('nsinit reports the leader on fd 3 while members still run, then ends 
         } catch {
           continue;
         }
-        assert.notEqual(target, notifyPipe, `pid ${p.pid} (${p.cmd}) inherited the fd-3 pipe as fd ${fd}`);
+        assert.notEqual(target, notifyPipe, `pid ${p.pid} (${p.cmdline}) inherited the fd-3 pipe as fd ${fd}`);
       }
     }
 
     outer.kill('SIGTERM');
-    const end = await exited(outer);
+    const end = await waitForExit(outer, { what: 'OUTER' });
     assert.deepEqual(end, { code: 3, signal: null }, 'OUTER ends with the leader status, not the signal');
     assert.ok(isGone(sleepPid));
   } finally {
@@ -534,13 +427,13 @@ void test('nsinit: SIGKILL of OUTER kills the whole namespace', async (t) => {
 
   const outer = start(NSINIT, [...NS_OPTS, '--', SH, 'sh', '-c', 'trap "" TERM; sleep 1000 & (trap "" TERM; sleep 1000) & echo ready; wait']);
   try {
-    await new Lines(outer.stdout as Readable).waitFor(/^ready$/, '"ready"');
-    await waitUntil(() => sleepsRunning().length === 2, 'both sleeps run');
+    await waitForLineInStream(outer.stdout as Readable, /^ready$/, { what: '"ready"' });
+    await waitFor(() => sleepsRunning().length === 2, { what: 'both sleeps run' });
     const members = marked();
 
     outer.kill('SIGKILL');
-    assert.deepEqual(await exited(outer), { code: null, signal: 'SIGKILL' });
-    await waitUntil(() => members.every((p) => isGone(p.pid)), `all of ${JSON.stringify(members)} are gone`);
+    assert.deepEqual(await waitForExit(outer, { what: 'OUTER' }), { code: null, signal: 'SIGKILL' });
+    await waitFor(() => members.every((p) => isGone(p.pid)), { what: `all of ${members.map((p) => p.pid).join(', ')} to be gone` });
   } finally {
     killAll(outer);
   }
@@ -554,8 +447,8 @@ void test('nsinit -c puts OUTER and every namespace member in the cgroup', async
 
   const outer = start(NSINIT, ['-c', `${cg.path}/cgroup.procs`, ...NS_OPTS, '--', SH, 'sh', '-c', 'sleep 1000 & echo ready; wait']);
   try {
-    await new Lines(outer.stdout as Readable).waitFor(/^ready$/, '"ready"');
-    await waitUntil(() => sleepsRunning().length === 1, 'the sleep runs');
+    await waitForLineInStream(outer.stdout as Readable, /^ready$/, { what: '"ready"' });
+    await waitFor(() => sleepsRunning().length === 1, { what: 'the sleep runs' });
     const members = marked().map((p) => p.pid);
     assert.equal(members.length, 4, 'OUTER, C1, sh and sleep');
     assert.deepEqual(cgroupPids(cg.path), sortedNums(members));

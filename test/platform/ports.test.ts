@@ -11,7 +11,8 @@ import { endianness } from 'node:os';
 import { isTendError } from '../../src/core/errors.js';
 import { findPortHolders, parseProcNetTcp } from '../../src/platform/ports.js';
 import { systemProcessTable, type ProcessTable } from '../../src/platform/proc-table.js';
-import { killProcessesWithEnv, withDeadline } from '../helpers/unit-local.js';
+import { killProcessesWithEnv } from '../helpers/proc-scan.js';
+import { withDeadline } from '../helpers/wait.js';
 
 const MARK = `test-ports-${randomBytes(6).toString('hex')}`;
 const children = new Set<ChildProcess>();
@@ -106,7 +107,7 @@ async function startListener(host: string): Promise<{ child: ChildProcess; port:
     });
     child.on('exit', (code, signal) => reject(new Error(`listener exited (${code ?? signal}) before printing its port: ${buffered}`)));
   });
-  const first = await withDeadline(line, `the listener on ${host} to print its port`);
+  const first = await withDeadline(line, { what: `the listener on ${host} to print its port` });
   const match = /^port (\d+)$/.exec(first);
   if (!match) throw new Error(`listener on ${host} failed: ${first}`);
   return { child, port: Number(match[1]) };

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { ProcfsTable, findMarker, parseProcStat, systemProcessTable } from '../../src/platform/proc-table.js';
-import { killProcessesWithEnv, makeTempDir, removeDir, waitFor } from '../helpers/unit-local.js';
+import { killProcessesWithEnv } from '../helpers/proc-scan.js';
+import { makeTempDir, removeDir } from '../helpers/unit-local.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MARK = `test-proc-table-${randomBytes(6).toString('hex')}`;
 const SLEEP = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p)) ?? 'sleep';
@@ -155,7 +157,7 @@ test('ProcfsTable reads a child: odd comm, ppid, start time, marker', async () =
   const entry = await waitFor(() => {
     const e = table.read(pid);
     return e?.comm === oddName ? e : undefined;
-  }, `the child to exec ${oddName}`);
+  }, { what: `the child to exec ${oddName}` });
   assert.equal(entry.ppid, process.pid);
   assert.equal(entry.pid, pid);
   assert.ok(entry.startTime >= (table.read(process.pid)?.startTime ?? Infinity), 'child started before its parent?');
@@ -172,7 +174,7 @@ test('ProcfsTable: no marker in a process without TEND_ID, even with look-alikes
   const pid = child.pid;
   assert.ok(pid !== undefined);
   const table = new ProcfsTable();
-  await waitFor(() => table.read(pid)?.comm === 'sleep', 'the child to exec sleep');
+  await waitFor(() => table.read(pid)?.comm === 'sleep', { what: 'the child to exec sleep' });
   assert.equal(table.marker(pid), undefined);
   await stopChild(child);
 });
@@ -183,7 +185,7 @@ test('ProcfsTable returns zombies, with state Z', async () => {
   const pid = child.pid;
   assert.ok(pid !== undefined);
   const table = new ProcfsTable();
-  const zombie = await waitFor(() => table.list().find((e) => e.ppid === pid && e.state === 'Z'), 'the unreaped child to become a zombie');
+  const zombie = await waitFor(() => table.list().find((e) => e.ppid === pid && e.state === 'Z'), { what: 'the unreaped child to become a zombie' });
   assert.equal(table.read(zombie.pid)?.state, 'Z');
   await stopChild(child);
 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { cleanupByMarker } from '../helpers/cleanup.js';
-import { describeProcesses, findMarked } from '../helpers/proc-scan.js';
+import { describeProcesses, findMarked, isGone, readProcStat, scanProcesses, type ProcStat } from '../helpers/proc-scan.js';
 import { waitFor, waitForExit, waitForLineInFile, waitForLineInStream } from '../helpers/wait.js';
 
 const binDir = fileURLToPath(new URL('../../../native/bin/', import.meta.url));
@@ -49,7 +49,7 @@ function logFile(): string {
 after(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   for (const [pid, start] of unmarked) {
-    if (identity(pid)?.start !== start) continue;
+    if (readProcStat(pid)?.startTime !== start) continue;
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -112,36 +112,11 @@ function missingReaper(): string | null {
   throw new Error(`${REAPER} was not built although a compiler was found: ${status.reaper?.error ?? 'unknown error'}`);
 }
 
-interface Identity {
-  state: string;
-  pgid: number;
-  sid: number;
-  start: number;
-}
-
-/** Fields of /proc/<pid>/stat after the LAST ')' (comm may hold anything). */
-function identity(pid: number): Identity | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) };
-}
-
-/** Gone: absent, or a zombie (no code left to run). */
-function isGone(pid: number): boolean {
-  const id = identity(pid);
-  return id === undefined || id.state === 'Z' || id.state === 'X';
-}
-
-function mustIdentity(pid: number | undefined): Identity & { pid: number } {
+function mustIdentity(pid: number | undefined): ProcStat {
   assert.ok(pid !== undefined && pid > 0, 'the process has a pid');
-  const id = identity(pid);
+  const id = readProcStat(pid);
   assert.ok(id !== undefined, `process ${pid} exists`);
-  return { pid, ...id };
+  return id;
 }
 
 function track(child: ChildProcess): ChildProcess {
@@ -168,29 +143,16 @@ function startTree(handle: string, script: string, marker: Record<string, string
 
 function leaderLine(handle: string, pid: number | undefined): string {
   const id = mustIdentity(pid);
-  return `P ${handle} ${id.pid} ${id.start} ${id.pgid}\n`;
+  return `P ${handle} ${id.pid} ${id.startTime} ${id.pgid}\n`;
 }
 
 /** The unmarked `sleep 1001` child of `parent`, once it runs. */
 async function unmarkedChildOf(parent: number | undefined): Promise<number> {
-  const find = (): number | undefined => {
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid !== parent) continue;
-        if (readFileSync(`/proc/${name}/cmdline`, 'latin1') !== `${SLEEP}\u00001001\u0000`) continue;
-      } catch {
-        continue;
-      }
-      return Number(name);
-    }
-    return undefined;
-  };
+  const find = (): number | undefined =>
+    scanProcesses({ live: true }).find((p) => p.ppid === parent && p.argv.length === 2 && p.argv[0] === SLEEP && p.argv[1] === '1001')?.pid;
   const pid = await waitFor(find, { what: `the unmarked sleep under ${parent}` });
   const id = mustIdentity(pid);
-  unmarked.set(pid, id.start);
+  unmarked.set(pid, id.startTime);
   assert.ok(!readFileSync(`/proc/${pid}/environ`, 'latin1').includes('TEND_ID='), 'the unmarked member has no marker');
   return pid;
 }
@@ -315,7 +277,7 @@ void test('reaper: end of input kills a cgroup tree, setsid escapee included, an
   const hidden = await unmarkedChildOf(tree.pid);
   const members = [tree.pid ?? -1, ...sleeps, hidden];
   assert.ok(
-    sleeps.some((pid) => identity(pid)?.sid !== identity(tree.pid ?? -1)?.sid),
+    sleeps.some((pid) => readProcStat(pid)?.sid !== readProcStat(tree.pid ?? -1)?.sid),
     'one sleep escaped into its own session (the case the cgroup must catch)',
   );
 
@@ -352,10 +314,10 @@ void test('reaper: end of input kills a pgroup tree, setsid escapee included', a
   reaper.stdin.write(leaderLine(handle, tree.pid));
   const sleeps = await waitForSleeps(handle, 2);
   const leader = mustIdentity(tree.pid);
-  const escapee = sleeps.find((pid) => identity(pid)?.pgid !== leader.pgid);
+  const escapee = sleeps.find((pid) => readProcStat(pid)?.pgid !== leader.pgid);
   assert.ok(escapee !== undefined, 'one sleep left the process group (only the marker can find it)');
   const hidden = await unmarkedChildOf(leader.pid);
-  assert.equal(identity(hidden)?.pgid, leader.pgid, 'the unmarked member is in the group (only the group kill can find it)');
+  assert.equal(readProcStat(hidden)?.pgid, leader.pgid, 'the unmarked member is in the group (only the group kill can find it)');
 
   const members = [leader.pid, ...sleeps, hidden];
   const t0 = process.hrtime.bigint();
@@ -418,8 +380,8 @@ void test('reaper: bystanders survive: another marker, a near-miss marker, and a
   await waitFor(
     async () => {
       if (leader) {
-        const id = identity(leader.pid ?? -1);
-        if (id && id.start > earlyId.start) return true;
+        const id = readProcStat(leader.pid ?? -1);
+        if (id && id.startTime > earlyId.startTime) return true;
         leader.kill('SIGKILL');
         await waitForExit(leader, { what: 'a leader started in the same clock tick' });
       }
@@ -443,10 +405,10 @@ void test('reaper: bystanders survive: another marker, a near-miss marker, and a
   assert.equal(await reaperExit(reaper), 0);
   await waitFor(() => isGone(leader?.pid ?? -1), { what: 'the registered leader to be gone' });
   for (const pid of bystanders) {
-    const id = identity(pid);
+    const id = readProcStat(pid);
     assert.ok(id !== undefined && id.state !== 'Z', `bystander ${pid} must survive (state ${id?.state ?? 'gone'})`);
   }
-  assert.ok(identity(early.pid ?? -1)?.start === earlyId.start, 'the early process is the same process, not a reused pid');
+  assert.ok(readProcStat(early.pid ?? -1)?.startTime === earlyId.startTime, 'the early process is the same process, not a reused pid');
   const killed = events(log)
     .filter((e) => e.event === 'kill')
     .map((e) => e.pid);
@@ -468,12 +430,12 @@ void test('reaper: a process group whose registered leader identity does not mat
   assert.equal(id.pgid, id.pid, 'the stranger leads its own group');
 
   const reaper = startReaper(['--log', log]);
-  reaper.stdin.write(`R ${handle} pgroup -\nP ${handle} ${id.pid} ${id.start + 1000} ${id.pgid}\n`);
+  reaper.stdin.write(`R ${handle} pgroup -\nP ${handle} ${id.pid} ${id.startTime + 1000} ${id.pgid}\n`);
   reaper.stdin.end();
   assert.equal(await reaperExit(reaper), 0);
 
-  const now = identity(id.pid);
-  assert.ok(now !== undefined && now.state !== 'Z' && now.start === id.start, 'the stranger and its group survive');
+  const now = readProcStat(id.pid);
+  assert.ok(now !== undefined && now.state !== 'Z' && now.startTime === id.startTime, 'the stranger and its group survive');
   assert.deepEqual(
     events(log).filter((e) => e.event === 'kill'),
     [],
@@ -523,7 +485,7 @@ void test('reaper: --manager is watched, so a leaked write end of the pipe canno
   const log = logFile();
   const manager = startTree(handle, 'exec sleep 1000', { TEND_ID: `${PREFIX}manager` });
   const mid = mustIdentity(manager.pid);
-  const reaper = startReaper(['--log', log, '--manager', `${mid.pid}:${mid.start}`]);
+  const reaper = startReaper(['--log', log, '--manager', `${mid.pid}:${mid.startTime}`]);
   reaper.stdin.write(`R ${handle} pgroup -\n`);
   const tree = startTree(handle, 'sleep 1000 & wait');
   reaper.stdin.write(leaderLine(handle, tree.pid));

@@ -14,7 +14,9 @@ import type { SignalName } from '../../src/core/signals.js';
 import type { ProcessIdentity } from '../../src/platform/identity.js';
 import type { ProcEntry, ProcessTable } from '../../src/platform/proc-table.js';
 import { sendSignal, type KillFn, type SignalTarget } from '../../src/platform/signal.js';
-import { isRoot, killProcessesWithEnv, repoRoot, run, waitFor } from '../helpers/unit-local.js';
+import { killProcessesWithEnv } from '../helpers/proc-scan.js';
+import { isRoot, repoRoot, run } from '../helpers/unit-local.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MARK = `test-signal-${randomBytes(6).toString('hex')}`;
 const BOOT = 'boot-1111';
@@ -32,7 +34,7 @@ after(async () => {
       } catch (error) {
         return (error as NodeJS.ErrnoException).code === 'ENOENT';
       }
-    }, `removal of ${dir}`).catch(() => undefined);
+    }, { what: `removal of ${dir}` }).catch(() => undefined);
   }
 });
 

@@ -21,8 +21,8 @@ import { RUN_VARIABLE, cleanupByMarker } from '../helpers/cleanup.js';
 import { PATH, allFixtures, awaitFixtureReady, forkStorm, grandchildren, type Fixture } from '../helpers/fixtures.js';
 import { ManagerHost, killLeftoverHosts, signalIfSame, waitGone } from '../helpers/manager-host.js';
 import { isPortFree } from '../helpers/ports.js';
-import { describeProcesses, findMarked, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
-import { isAlive, lifecycleLines, makeStateDir, procIdentity, recordDirEntries, recordFiles, removeStateDirs } from '../helpers/state.js';
+import { describeProcesses, findMarked, isAlive, procIdentity, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
+import { lifecycleLines, makeStateDir, recordDirEntries, recordFiles, removeStateDirs } from '../helpers/state.js';
 import { allStrategies, type StrategyConfig } from '../helpers/strategies.js';
 import { waitFor, waitForLine } from '../helpers/wait.js';
 

@@ -21,12 +21,11 @@ import { rootSkipReason } from '../helpers/capabilities.js';
 import { RUN_VARIABLE, cleanupByMarker } from '../helpers/cleanup.js';
 import { NODE, PATH, fixturePath } from '../helpers/fixtures.js';
 import { ManagerHost, killLeftoverHosts } from '../helpers/manager-host.js';
-import { describeProcesses, findMarked, survivorsOf } from '../helpers/proc-scan.js';
+import { describeProcesses, findMarked, isAlive, survivorsOf } from '../helpers/proc-scan.js';
 import {
   SLEEP,
   deadIdentity,
   fabricateRecord,
-  isAlive,
   lifecycleLines,
   makeStateDir,
   ownIdentity,

@@ -13,7 +13,9 @@ import type { ProcessHandle } from '../../src/manager/process-handle.js';
 import { ProcessManager } from '../../src/manager/process-manager.js';
 import { locateCgroup2 } from '../../src/platform/cgroup.js';
 import { DEFAULT_STOP_TIMEOUT_MS, normalizeSpec, type SpecContext } from '../../src/spawn/normalize-spec.js';
-import { makeTempDir, parseEnviron, removeDir, scanProcesses, waitFor, withDeadline, type ProcInfo } from '../helpers/unit-local.js';
+import { parseEnviron, readProcStat, scanProcesses, type ProcInfo } from '../helpers/proc-scan.js';
+import { makeTempDir, removeDir } from '../helpers/unit-local.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const SLEEP = realpathSync(['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p)) ?? '/bin/sleep');
 const DEFAULT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -107,8 +109,8 @@ function sparseArgs(): unknown[] {
 /** Cleans up after a bug: a spec that should have been refused was started. */
 async function removeWronglyStarted(handle: ProcessHandle, marker: string): Promise<void> {
   // Let the command get going first: a stop issued before the child has joined its containment may not see it.
-  await waitFor(() => existsSync(marker) || isFinal(handle.status()), 'the wrongly started command to run', 5000).catch(() => undefined);
-  await withDeadline(handle.stop({ signal: 'SIGKILL' }), 'the stop of a wrongly started tree', 5000).catch(() => {
+  await waitFor(() => existsSync(marker) || isFinal(handle.status()), { what: 'the wrongly started command to run', timeoutMs: 5000 }).catch(() => undefined);
+  await withDeadline(handle.stop({ signal: 'SIGKILL' }), { what: 'the stop of a wrongly started tree', timeoutMs: 5000 }).catch(() => {
     for (const p of ours()) {
       try {
         process.kill(p.pid, 'SIGKILL');
@@ -263,8 +265,8 @@ function buildInput(bad: BadCase, base: Record<string, unknown>): unknown {
 test('control: the checks below see a start (process, marker file, cgroup)', async () => {
   const { spec, marker } = baseSpec();
   const handle = await manager.start(spec as unknown as ProcessSpec);
-  await waitFor(() => existsSync(marker), 'the command to write its marker file');
-  const seen = await waitFor(() => ours().find((p) => p.env.get('TEND_ID') === handle.id), 'the started process in /proc');
+  await waitFor(() => existsSync(marker), { what: 'the command to write its marker file' });
+  const seen = await waitFor(() => ours().find((p) => p.env.get('TEND_ID') === handle.id), { what: 'the started process in /proc' });
   assert.ok(seen.cmdline.includes(SLEEP), seen.cmdline);
   if (useCgroup) assert.deepEqual(cgroupsCreated(), [handle.id]);
   assert.equal(manager.list().length, 1);
@@ -464,13 +466,7 @@ test('a started child gets exactly the normalized environment plus TEND_ID, and 
     const status = handle.status();
     assert.equal(status.state, 'running');
     const pid = status.state === 'running' ? status.pid : -1;
-    await waitFor(() => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'latin1').trim() === 'tool';
-      } catch {
-        return false;
-      }
-    }, 'the child to exec tool');
+    await waitFor(() => readProcStat(pid)?.comm === 'tool', { what: 'the child to exec tool' });
     assert.equal(readlinkSync(`/proc/${pid}/exe`), SLEEP);
     const env = Object.fromEntries(parseEnviron(readFileSync(`/proc/${pid}/environ`, 'latin1')));
     assert.deepEqual(env, { PATH: pathDir, A: '1', HOME: '/home/someone', TEND_ID: handle.id });

@@ -21,8 +21,8 @@ import { Supervisor, type SupervisorOptions } from '../../src/supervisor/supervi
 import { RUN_VARIABLE, cleanupByMarker } from '../helpers/cleanup.js';
 import { NODE, PATH, SH } from '../helpers/fixtures.js';
 import { isPortFree } from '../helpers/ports.js';
-import { describeProcesses, findMarked, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
-import { SLEEP, makeStateDir, procIdentity, removeStateDirs } from '../helpers/state.js';
+import { describeProcesses, findMarked, procIdentity, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
+import { SLEEP, makeStateDir, removeStateDirs } from '../helpers/state.js';
 import { waitFor, waitForExit, waitForLineInFile, withDeadline } from '../helpers/wait.js';
 
 const RUN = `supervisor-${randomBytes(6).toString('hex')}`;
