@@ -8,7 +8,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineCommand } from '../../src/cli/command-kit.js';
 import { isTendError } from '../../src/core/errors.js';
-import { makeTempDir, removeDir, repoRoot, run, scanProcesses, type RunResult } from '../helpers/unit-local.js';
+import { makeTempDir, removeDir, repoRoot, run, type RunResult } from '../helpers/unit-local.js';
+import { scanProcesses } from '../helpers/proc-scan.js';
 
 const TEND = join(repoRoot, 'dist/src/bin/tend.js');
 const MARK = `test-kit-${randomBytes(6).toString('hex')}`;
