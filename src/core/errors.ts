@@ -111,7 +111,7 @@ const catalog = {
   DEPENDENCY_FAILED: (d: Details) =>
     `Service ${JSON.stringify(d.name)} was not started: it depends on ${JSON.stringify(d.dependency)}, which is ${str(d.state)}${d.reason ? ` (${str(d.reason)})` : ''}. Fix and start ${JSON.stringify(d.dependency)} first.`,
   PORT_IN_USE: (d: Details) =>
-    `Service ${JSON.stringify(d.name)} declares port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`,
+    `Service ${JSON.stringify(d.name)} ${d.readiness === true ? 'checks readiness on' : 'declares'} port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`,
   DAEMON_NOT_RUNNING: (d: Details) =>
     `The tend daemon for ${JSON.stringify(d.stateDir)} is not running. Start it with \`tend daemon start\` (commands that need it start it themselves).`,
   DAEMON_START_FAILED: (d: Details) =>

@@ -15,7 +15,7 @@ import type { ServiceConfig } from '../service/definition.js';
 import { waitForDependencies } from './dependencies.js';
 import { HealthWatch } from './health.js';
 import type { ConcurrencyLimiter } from './limiter.js';
-import { clearPorts, type PortOptions } from './ports.js';
+import { clearPorts, foreignListener, type PortOptions } from './ports.js';
 import { waitUntilReady } from './readiness.js';
 import { Run } from './run.js';
 import type { FreedPort, ServiceState } from './service-info.js';
@@ -52,6 +52,11 @@ export function exitReason(status: FinalStatus): string {
   return status.error.message;
 }
 
+/** Why the listener on `port` is not the tree's; undefined when it is. */
+function listenerOwner(service: { readonly handle: ProcessHandle | undefined }, port: number, table: ProcessTable): string | undefined {
+  return foreignListener(port, service.handle?.members() ?? [], table);
+}
+
 export class Lifecycle {
   readonly #context: LifecycleContext;
   readonly #health: HealthWatch;
@@ -62,6 +67,7 @@ export class Lifecycle {
       sampleIntervalMs: context.sampleIntervalMs,
       onUnresponsive: (service, reason) => this.#markUnresponsive(service as SupervisedService, reason),
       onResponsive: (service) => this.#markResponsive(service as SupervisedService),
+      listenerOwner: (service, port) => listenerOwner(service, port, context.table),
     });
   }
 
@@ -143,7 +149,8 @@ export class Lifecycle {
     const check = service.definition.ready;
     if (!check) return;
     try {
-      await waitUntilReady(check, { signal: run.signal, logLines: service.output.lineSource() });
+      const table = this.#context.table;
+      await waitUntilReady(check, { signal: run.signal, logLines: service.output.lineSource(), listenerOwner: (port) => foreignListener(port, handle.members(), table) });
     } catch (error) {
       if (service.run !== run || service.handle !== handle) throw this.#endedWhileStarting(service);
       // Not ready in time: the run is over. No restart: the configuration, not a crash, is the likely cause.
