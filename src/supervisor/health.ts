@@ -32,7 +32,7 @@ export interface HealthOptions {
   readonly onUnresponsive: (service: WatchedService, reason: string) => void;
   readonly onResponsive: (service: WatchedService) => void;
   /** For liveness probes: why the listener on `port` is not the service's own, or undefined. */
-  readonly listenerOwner: (service: WatchedService, port: number) => string | undefined;
+  readonly listenerOwner: (service: WatchedService, port: number, answered: boolean) => string | undefined;
 }
 
 interface Watch {
@@ -99,7 +99,7 @@ export class HealthWatch {
     try {
       await waitUntilReady(
         { ...check, timeoutMs: Math.min(check.timeoutMs, LIVENESS_PROBE_TIMEOUT_MS) },
-        { signal: abort.signal, logLines: () => () => undefined, listenerOwner: (port) => this.#options.listenerOwner(service, port) },
+        { signal: abort.signal, logLines: () => () => undefined, listenerOwner: (port, answered) => this.#options.listenerOwner(service, port, answered) },
       );
       watch.probeFailures = 0;
       if (!this.#cpuPinned(service, watch)) this.#options.onResponsive(service);

@@ -53,8 +53,8 @@ export function exitReason(status: FinalStatus): string {
 }
 
 /** Why the listener on `port` is not the tree's; undefined when it is. */
-function listenerOwner(service: { readonly handle: ProcessHandle | undefined }, port: number, table: ProcessTable): string | undefined {
-  return foreignListener(port, service.handle?.members() ?? [], table);
+function listenerOwner(service: { readonly handle: ProcessHandle | undefined }, port: number, answered: boolean, table: ProcessTable): string | undefined {
+  return foreignListener(port, service.handle?.members() ?? [], table, answered);
 }
 
 export class Lifecycle {
@@ -67,7 +67,7 @@ export class Lifecycle {
       sampleIntervalMs: context.sampleIntervalMs,
       onUnresponsive: (service, reason) => this.#markUnresponsive(service as SupervisedService, reason),
       onResponsive: (service) => this.#markResponsive(service as SupervisedService),
-      listenerOwner: (service, port) => listenerOwner(service, port, context.table),
+      listenerOwner: (service, port, answered) => listenerOwner(service, port, answered, context.table),
     });
   }
 
@@ -150,7 +150,7 @@ export class Lifecycle {
     if (!check) return;
     try {
       const table = this.#context.table;
-      await waitUntilReady(check, { signal: run.signal, logLines: service.output.lineSource(), listenerOwner: (port) => foreignListener(port, handle.members(), table) });
+      await waitUntilReady(check, { signal: run.signal, logLines: service.output.lineSource(), listenerOwner: (port, answered) => foreignListener(port, handle.members(), table, answered) });
     } catch (error) {
       if (service.run !== run || service.handle !== handle) throw this.#endedWhileStarting(service);
       // Not ready in time: the run is over. No restart: the configuration, not a crash, is the likely cause.

@@ -87,10 +87,13 @@ async function stopHolder(holder: PortHolder, context: PortContext): Promise<boo
  * Why the listener on `port` is not the service's: a holder outside the
  * service's tree, named. Undefined when every holder is a member (or there
  * is none: then the connection attempt itself says whether anything answers).
+ * With `answered`, a socket no visible process holds is not counted: a
+ * listener the service closes right after it answered lingers in
+ * /proc/net/tcp a moment after its last holder let go of it.
  */
-export function foreignListener(port: number, members: readonly number[], table: ProcessTable): string | undefined {
+export function foreignListener(port: number, members: readonly number[], table: ProcessTable, answered: boolean): string | undefined {
   const tree = new Set(members);
-  const others = findPortHolders(port, table).filter((h) => h.pid === null || !tree.has(h.pid));
+  const others = findPortHolders(port, table).filter((h) => (h.pid === null ? !answered : !tree.has(h.pid)));
   if (others.length === 0) return undefined;
   return `port ${port} is held by ${others.map(describeHolder).join('; ')}, not by the service's tree`;
 }

@@ -30,10 +30,11 @@ export interface WaitUntilReadyOptions {
   /**
    * For `tcp` and local `http` checks: whether a process outside the
    * service's tree listens on the check's port (undefined: none does), asked
-   * before each attempt and again after one got an answer; the attempt then
-   * counts as not ready, with the reason given. Without it, any answer passes.
+   * before each attempt and again (`answered`) after one got an answer; the
+   * attempt then counts as not ready, with the reason given. Without it, any
+   * answer passes.
    */
-  readonly listenerOwner?: ((port: number) => string | undefined) | undefined;
+  readonly listenerOwner?: ((port: number, answered: boolean) => string | undefined) | undefined;
 }
 
 export type ReadinessOutcome = 'timeout' | 'aborted' | 'misconfigured';
@@ -112,10 +113,10 @@ function runCheck(check: ReadyCheck, options: WaitUntilReadyOptions, signal: Abo
   // (or after the port check before start) answers in the service's place while it crash-loops.
   // Asked again after the answer: a holder may have bound the port between the first look and the connection.
   const probeOwned = async (): Promise<Probe> => {
-    const before = owner(port);
+    const before = owner(port, false);
     if (before !== undefined) return { ready: false, detail: before };
     const result = await probe();
-    const after = result.ready ? owner(port) : undefined;
+    const after = result.ready ? owner(port, true) : undefined;
     return after === undefined ? result : { ready: false, detail: after };
   };
   return probeUntilReady(probeOwned, signal, progress, options.onNotReady);
