@@ -137,8 +137,8 @@ const catalog = {
     `Service ${JSON.stringify(d.name)} could not be started: ${str(d.reason)}.`),
   DEPENDENCY_FAILED: failure<{ name: string; dependency: string; state: string; reason?: Opt<string> }>((d) =>
     `Service ${JSON.stringify(d.name)} was not started: it depends on ${JSON.stringify(d.dependency)}, which is ${str(d.state)}${d.reason ? ` (${str(d.reason)})` : ''}. Fix and start ${JSON.stringify(d.dependency)} first.`, 424),
-  PORT_IN_USE: failure<{ name: string; port: number; holders: string; fix: string }>((d) =>
-    `Service ${JSON.stringify(d.name)} declares port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`, 409),
+  PORT_IN_USE: failure<{ name: string; port: number; holders: string; fix: string; readiness?: Opt<boolean> }>((d) =>
+    `Service ${JSON.stringify(d.name)} ${d.readiness === true ? 'checks readiness on' : 'declares'} port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`, 409),
 
   // The daemon and its protocol
   DAEMON_NOT_RUNNING: failure<{ stateDir: string }>((d) =>

@@ -27,6 +27,14 @@ export interface WaitUntilReadyOptions {
   readonly host?: string | undefined;
   /** Called after each probe that found the service not ready yet, with why (for progress output). */
   readonly onNotReady?: ((detail: string) => void) | undefined;
+  /**
+   * For `tcp` and local `http` checks: whether a process outside the
+   * service's tree listens on the check's port (undefined: none does), asked
+   * before each attempt and again (`answered`) after one got an answer; the
+   * attempt then counts as not ready, with the reason given. Without it, any
+   * answer passes.
+   */
+  readonly listenerOwner?: ((port: number, answered: boolean) => string | undefined) | undefined;
 }
 
 export type ReadinessOutcome = 'timeout' | 'aborted' | 'misconfigured';
@@ -96,15 +104,49 @@ export async function waitUntilReady(check: ReadyCheck, options: WaitUntilReadyO
 }
 
 function runCheck(check: ReadyCheck, options: WaitUntilReadyOptions, signal: AbortSignal, progress: Progress): Promise<void> {
-  if ('tcp' in check) {
-    const host = options.host ?? DEFAULT_READY_HOST;
-    return probeUntilReady(() => probeTcp(host, check.tcp, signal), signal, progress, options.onNotReady);
+  if ('log' in check) return waitForLine(new RegExp(check.log), options.logLines as LineSource, signal, progress);
+  const probe = 'tcp' in check ? () => probeTcp(options.host ?? DEFAULT_READY_HOST, check.tcp, signal) : () => probeHttp(new URL(check.http), signal);
+  const port = 'tcp' in check && options.host !== undefined && !isLocalHost(options.host) ? undefined : readinessPortOf(check);
+  const owner = options.listenerOwner;
+  if (port === undefined || owner === undefined) return probeUntilReady(probe, signal, progress, options.onNotReady);
+  // An answer only says that something listens there: a process that took the port first
+  // (or after the port check before start) answers in the service's place while it crash-loops.
+  // Asked again after the answer: a holder may have bound the port between the first look and the connection.
+  const probeOwned = async (): Promise<Probe> => {
+    const before = owner(port, false);
+    if (before !== undefined) return { ready: false, detail: before };
+    const result = await probe();
+    const after = result.ready ? owner(port, true) : undefined;
+    return after === undefined ? result : { ready: false, detail: after };
+  };
+  return probeUntilReady(probeOwned, signal, progress, options.onNotReady);
+}
+
+/** Host names that reach this machine's own listeners (URL.hostname writes IPv6 in brackets). */
+const LOCAL_HOSTS = new Set(['127.0.0.1', '::1', '[::1]', 'localhost', '0.0.0.0']);
+
+export function isLocalHost(host: string): boolean {
+  return LOCAL_HOSTS.has(host.toLowerCase());
+}
+
+/**
+ * The local port a check connects to: a `tcp` check's port, or an `http`
+ * check's URL port (80/443 by default) when its host is local. Undefined for
+ * `log` checks and for a URL on another host, whose listener tend cannot see:
+ * such a check passes on any answer.
+ */
+export function readinessPortOf(check: ReadyCheck): number | undefined {
+  if ('tcp' in check) return check.tcp;
+  if (!('http' in check)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(check.http);
+  } catch {
+    return undefined;
   }
-  if ('http' in check) {
-    const url = new URL(check.http);
-    return probeUntilReady(() => probeHttp(url, signal), signal, progress, options.onNotReady);
-  }
-  return waitForLine(new RegExp(check.log), options.logLines as LineSource, signal, progress);
+  if (!isLocalHost(url.hostname)) return undefined;
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
 }
 
 /** Probes until one finds the service ready, waiting 10 ms, then twice as long each time up to 250 ms; rejects once `signal` aborts. */

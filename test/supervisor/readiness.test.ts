@@ -7,7 +7,7 @@ import { getEventListeners } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { waitFor } from '../helpers/wait.js';
-import { ReadinessError, waitUntilReady, type LineSource } from '../../src/supervisor/readiness.js';
+import { ReadinessError, readinessPortOf, waitUntilReady, type LineSource } from '../../src/supervisor/readiness.js';
 
 const servers: (TcpServer | HttpServer)[] = [];
 
@@ -110,6 +110,37 @@ test('tcp: ready once a server listens, after a refused probe', async () => {
   assert.equal(refusals[0], 'ECONNREFUSED', 'the first probe must find the port closed');
   await expectHandlesBack(NONE);
   assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+});
+
+test('tcp: an answer from a listener the owner check disowns is not ready; it is asked before and after each attempt', async () => {
+  const port = await findFreePort();
+  const server = createTcpServer((socket) => socket.destroy());
+  await listen(server, port);
+  const asked: number[] = [];
+  const error = await rejectsWithReadiness(
+    waitUntilReady({ tcp: port, timeoutMs: 300 }, { signal: new AbortController().signal, listenerOwner: (p) => (asked.push(p), `port ${p} is held by someone else`) }),
+    'timeout',
+    `the last: port ${port} is held by someone else`,
+  );
+  assert.deepEqual(error.check, { tcp: port, timeoutMs: 300 });
+  assert.ok(asked.length > 0 && asked.every((p) => p === port), `asked about the check's port: ${JSON.stringify(asked)}`);
+  // Negative control: the same listener, owned, is ready.
+  const owned: number[] = [];
+  await waitUntilReady({ tcp: port, timeoutMs: 10_000 }, { signal: new AbortController().signal, listenerOwner: (p) => void owned.push(p) });
+  assert.deepEqual(owned, [port, port], 'asked before the attempt and after its answer');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await expectHandlesBack(NONE);
+});
+
+test('readinessPortOf: the tcp port, a local URL\'s port (80/443 by default); none for a remote host or a log check', () => {
+  assert.equal(readinessPortOf({ tcp: 4700, timeoutMs: 1 }), 4700);
+  assert.equal(readinessPortOf({ http: 'http://127.0.0.1:4700/', timeoutMs: 1 }), 4700);
+  assert.equal(readinessPortOf({ http: 'http://localhost/health', timeoutMs: 1 }), 80);
+  assert.equal(readinessPortOf({ http: 'https://[::1]/', timeoutMs: 1 }), 443);
+  assert.equal(readinessPortOf({ http: 'http://0.0.0.0:8080', timeoutMs: 1 }), 8080);
+  assert.equal(readinessPortOf({ http: 'http://example.com:4700/', timeoutMs: 1 }), undefined);
+  assert.equal(readinessPortOf({ http: 'http://10.0.0.5:4700/', timeoutMs: 1 }), undefined);
+  assert.equal(readinessPortOf({ log: '^ready$', timeoutMs: 1 }), undefined);
 });
 
 test('tcp: times out with the port and the last refusal in the message', async () => {

@@ -53,14 +53,15 @@ Options:
       --backoff DUR          first restart delay, doubling each time (default 1s)
       --max-backoff DUR      longest restart delay (default 30s)
   -p, --port N               a port it listens on (repeatable): checked free before start
-      --ready CHECK          tcp:PORT, http:URL (2xx) or log:REGEX
+      --ready CHECK          tcp:PORT, http:URL (2xx) or log:REGEX; its port is
+                             checked free like --port, and must be the service's
       --ready-timeout DUR    how long readiness may take (default 30s)
       --stop-signal SIG      the graceful stop signal (default SIGTERM)
       --stop-timeout DUR     grace before SIGKILL (default 5s)
       --strategy NAME        auto (default), cgroup, pidns or pgroup
       --limit-exempt         not counted against \`tend limit\`
       --no-queue             over the limit, fail at once instead of waiting
-      --free-port            stop a holder of a declared port if it is tend's
+      --free-port            stop a holder of a needed port if it is tend's
       --force                with --free-port, stop any holder (says what it killed)
   -f, --file FILE            the config file to take NAME from
       --json                 print one JSON document
