@@ -1,4 +1,4 @@
-import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
 import { systemProcessTable } from './proc-table.js';
@@ -50,6 +50,9 @@ export function readCgroupMembers(dir: string): number[] {
       throw error;
     }
     for (const line of text.split('\n')) if (line) pids.push(Number(line));
+    // cgroupfs counts a directory's subdirectories in its link count (2 + children), so a leaf, the
+    // usual case, needs no listing. A child made after this check is missed, as after a listing.
+    if (statSync(d).nlink === 2) return;
     for (const entry of readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(join(d, entry.name));
   };
   walk(dir);

@@ -14,6 +14,10 @@ export interface ProcEntry {
   readonly comm: string;
   /** Its main thread has exited but others are still exiting (and may hold its files); its environment is unreadable by now. */
   readonly exiting?: boolean;
+  /** utime + stime (fields 14 and 15), in clock ticks; absent from tables that do not know it. */
+  readonly cpuTicks?: number;
+  /** Resident set size (field 24), in pages; absent from tables that do not know it. */
+  readonly rssPages?: number;
 }
 
 /**
@@ -51,6 +55,8 @@ export function parseProcStat(text: string): ProcEntry | undefined {
     sid: Number(rest[3]),
     startTime,
     comm: text.slice(open + 1, close),
+    cpuTicks: Number(rest[11]) + Number(rest[12]),
+    rssPages: Number(rest[21]),
   };
 }
 

@@ -21,6 +21,7 @@ import { findPortHolders, type PortHolder } from '../platform/ports.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { sendSignal } from '../platform/signal.js';
 import { readUsage } from '../platform/usage.js';
+import { readTreeUsage } from '../manager/tree-usage.js';
 import { writeFileAtomicSync } from '../registry/atomic-file.js';
 import { closest } from '../spawn/normalize-spec.js';
 import type { ServiceConfig } from '../service/definition.js';
@@ -927,9 +928,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     let cpuPercent: number | null = null;
     let memoryBytes: number | null = null;
     if (handle) {
-      pid = this.#commandPid(handle) ?? null;
-      pids = handle.members();
-      const usage = readUsage(pids);
+      const usage = readTreeUsage(handle);
+      pid = usage.pid ?? null;
+      pids = usage.pids;
       memoryBytes = usage.rssBytes;
       // CPU since the previous look (or since start): its own sample, apart from the health sampler's.
       const last = service.lookSample;
