@@ -230,6 +230,12 @@ function errorBodyOf(error: unknown): ProtocolErrorBody {
 
 /** The JSON text of a result slice is escaped once more inside a part frame: at most 6 bytes per UTF-16 unit (a lone surrogate, \\udxxx). */
 const PART_BYTES_PER_CHAR = 6;
+/**
+ * Slices stay small so that the strings made for one (the slice, its frame)
+ * are ordinary young objects that a scavenge frees: a string of 128 KiB or
+ * more goes to V8's large-object space, which only a full collection frees.
+ */
+const PART_CHARS = 16 * 1024;
 /** Room for a frame's envelope around its slice: {"v":2,"id":<up to 16 digits>,"part":""}. */
 const PART_ENVELOPE_BYTES = 64;
 
@@ -252,7 +258,7 @@ function encodingFailed(v: number, id: number, error: unknown): string {
 async function writeResult(socket: net.Socket, request: ProtocolRequest, result: unknown, maxLineBytes: number): Promise<void> {
   const { v, id } = request;
   const text = new JsonTextStream(result);
-  const sliceChars = v === 1 ? maxLineBytes : Math.max(2, Math.floor((maxLineBytes - PART_ENVELOPE_BYTES) / PART_BYTES_PER_CHAR));
+  const sliceChars = v === 1 ? maxLineBytes : Math.max(2, Math.min(PART_CHARS, Math.floor((maxLineBytes - PART_ENVELOPE_BYTES) / PART_BYTES_PER_CHAR)));
   let first: string | undefined;
   try {
     first = text.read(sliceChars) ?? 'null';

@@ -1,7 +1,7 @@
 import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
-import { systemProcessTable } from './proc-table.js';
+import { readProcFile, systemProcessTable } from './proc-table.js';
 import { sendSignal } from './signal.js';
 
 /** Where the cgroup v2 hierarchy is mounted and where this process sits in it. */
@@ -44,7 +44,7 @@ export function readCgroupMembers(dir: string): number[] {
   const walk = (d: string): void => {
     let text: string;
     try {
-      text = readFileSync(join(d, 'cgroup.procs'), 'latin1');
+      text = readProcFile(join(d, 'cgroup.procs'));
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') return;
       throw error;

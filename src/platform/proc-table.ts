@@ -73,7 +73,7 @@ export function findMarker(environ: string): string | undefined {
 let scratch = Buffer.allocUnsafe(4096);
 
 /**
- * Reads a whole /proc file into one reused buffer. /proc files report size 0,
+ * Reads a whole /proc (or cgroupfs) file into one reused buffer. Such files report size 0,
  * which sends readFileSync down its slow unknown-length path; a table scan
  * reads hundreds of them, so this halves its cost.
  */
