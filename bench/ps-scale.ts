@@ -97,6 +97,8 @@ export async function run(): Promise<string> {
   const daemons: Identity[] = [];
   let client: ProtocolClient | undefined;
   let defined = 0;
+  const startErrors: string[] = [];
+  const costRows: string[][] = [];
   let failure: string | undefined;
 
   out.push(
@@ -128,7 +130,14 @@ export async function run(): Promise<string> {
       const file = join(work, `batch-${defined}.yaml`);
       writeFileSync(file, `${lines.join('\n')}\n`);
       const r = tend(['up', '-d', '-f', file, '--json'], setupEnv);
-      if (r.status !== 0) throw new Error(`tend up -d (services ${defined}..${defined + n - 1}) exited ${r.status}: ${lastLine(r.stderr || r.stdout)}`);
+      let errors: { name: string; code: string }[] | undefined;
+      try {
+        errors = (JSON.parse(r.stdout) as { errors: { name: string; code: string }[] }).errors;
+      } catch {
+        throw new Error(`tend up -d (services ${defined}..${defined + n - 1}) exited ${r.status}: ${lastLine(r.stderr || r.stdout)}`);
+      }
+      // A start that failed under load is counted and reported, not fatal: ps must still list every definition.
+      if (errors.length > 0) startErrors.push(`${errors.length} of services ${defined}..${defined + n - 1} (${[...new Set(errors.map((e) => e.code))].join(', ')})`);
       defined += n;
     }
     return performance.now() - t0;
@@ -180,7 +189,6 @@ export async function run(): Promise<string> {
     if (limit.status !== 0) throw new Error(`tend limit failed: ${lastLine(limit.stderr)}`);
     const pid = daemonPid();
     client = await connectProtocol(join(tendHome, 'daemon.sock'), { timeoutMs: 10_000 });
-    const costRows: string[][] = [];
 
     // ---- 100 services: CLI wall time, daemon-side cost -----------------------------------
     const up100 = growTo(100);
@@ -277,15 +285,18 @@ export async function run(): Promise<string> {
     );
     notes.push(`Verdict (\`tend ps --json\` lists all ${maxCount}): ${listed === maxCount && big.status === 0 ? 'MET' : 'NOT MET'}`);
     costRows.push(await daemonSide(maxCount, 3));
-    out.push(
-      '### The daemon\'s cost of `ps`: `ps` minus `ping` over one socket connection (interleaved, medians)',
-      '',
-      table(['services', 'listed', 'ping ms', 'ps ms', 'ps min ms', 'ps − ping ms', 'ms per service', 'per service / ping'], costRows),
-      '',
-    );
   } catch (error) {
     failure = error instanceof Error ? (error.stack ?? error.message) : String(error);
   } finally {
+    if (costRows.length > 0) {
+      out.push(
+        '### The daemon\'s cost of `ps`: `ps` minus `ping` over one socket connection (interleaved, medians)',
+        '',
+        table(['services', 'listed', 'ping ms', 'ps ms', 'ps min ms', 'ps − ping ms', 'ms per service', 'per service / ping'], costRows),
+        '',
+      );
+    }
+    if (startErrors.length > 0) notes.push(`Starts that failed in \`tend up -d\` (listed by ps all the same): ${startErrors.join('; ')}`);
     await client?.close().catch(() => undefined);
     out.push('### Teardown', '', ...teardown());
   }
