@@ -4,7 +4,7 @@
  * what the numbers depend on. Each benchmark prints Markdown tables with
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall|manager-kill|reaper-cost|recovery|supervisor ...])
+ *   npm run bench     (or: node dist/bench/run-all.js [start-overhead|stop-tree|exec-wall|manager-kill|reaper-cost|recovery|supervisor|ps-scale ...])
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
@@ -21,6 +21,7 @@ const benches = [
   { name: 'reaper-cost', what: 'tend-reaper memory (0/100/1000 registrations), start time, and its cost to ProcessManager.create()' },
   { name: 'recovery', what: 'recovery of 100 stale records: ProcessManager.create() and tend recover --json vs an empty state dir' },
   { name: 'supervisor', what: 'daemon + CLI vs PM2: ps --json / pm2 jlist at 1/100/1000 services, daemon RSS, CLI start → running' },
+  { name: 'ps-scale', what: 'tend ps at 100/1000/10,000 services: all listed, daemon cost per service, daemon RSS over 50 ps, CLI wall vs node -e 0' },
 ] as const;
 
 function machineInfo(): string {

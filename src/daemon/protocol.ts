@@ -2,25 +2,51 @@
  * The daemon's wire protocol: newline-delimited JSON over a Unix socket in the
  * state directory, independent of what the methods do.
  *
- *   request   { "v": 1, "id": 7, "method": "status", "params": {} }
- *   response  { "v": 1, "id": 7, "ok": true, "result": ... }
- *             { "v": 1, "id": 7, "ok": false, "error": { "code", "message", "details"? } }
+ *   request   { "v": 2, "id": 7, "method": "status", "params": {} }
+ *   response  { "v": 2, "id": 7, "ok": true, "result": ... }
+ *             { "v": 2, "id": 7, "ok": false, "error": { "code", "message", "details"? } }
+ *   or, for a result whose JSON text does not fit one line:
+ *             { "v": 2, "id": 7, "part": "<a slice of the result's JSON text>" }   (one or more)
+ *             { "v": 2, "id": 7, "ok": true, "parts": <how many> }
  *
  * A connection carries many requests at once; responses come back in the
- * order handlers finish and are matched by `id`. A bad line (too long, not
- * JSON, wrong version, unknown method) gets an error response — with `id: null`
- * when no id could be read — and the connection stays usable.
+ * order handlers finish and are matched by `id` (the parts of different
+ * responses may interleave). A bad line (too long, not JSON, wrong version,
+ * unknown method) gets an error response — with `id: null` when no id could
+ * be read — and the connection stays usable. Every line, either way, is at
+ * most 1 MiB: a request must fit one line; a result of any size is sent.
+ *
+ * Why parts of the text rather than, say, the elements of an array field one
+ * by one: the framing stays ignorant of what methods return (a large result
+ * may be a list, a map or one long string), the client still gets one value
+ * from one request, and the daemon can produce the slices lazily
+ * (json-text-stream.ts) and send each once the socket has taken the previous
+ * one, so a result's full text never sits in the daemon's memory. The
+ * client joins the slices and parses once, refusing more than 256 MiB.
+ *
+ * Versions: version 2 added the part frames. The daemon answers a version 1
+ * request as version 1 did, on one line; a result too large for one line is
+ * refused with PROTOCOL_VERSION (a version 1 client cannot read parts). A
+ * version 2 client talking to a version 1 daemon gets PROTOCOL_VERSION from it.
  *
  * Codes a response may carry besides TendError codes: PROTOCOL_ERROR,
  * PROTOCOL_VERSION, UNKNOWN_METHOD, INTERNAL. Codes raised locally (never
  * sent): DAEMON_NOT_RUNNING, PROTOCOL_TIMEOUT, PROTOCOL_CONNECTION_CLOSED,
- * PROTOCOL_ADDRESS_IN_USE.
+ * PROTOCOL_ADDRESS_IN_USE, and PROTOCOL_ERROR for a request too long to send
+ * or a response too large to take.
  */
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { errnoOf, isTendError } from '../core/errors.js';
+import { JsonTextStream } from './json-text-stream.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+
+/** The versions a daemon answers: version 1 clients get every result on one line, or PROTOCOL_VERSION. */
+const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+
+/** The most a client takes in one response (the sum of its parts), in bytes. */
+export const MAX_RESULT_BYTES = 256 * 1024 * 1024;
 
 /** The longest line either side accepts, in bytes, without its newline. */
 export const MAX_LINE_BYTES = 1024 * 1024;
@@ -158,13 +184,13 @@ function decodeRequest(text: string, handlers: ProtocolHandlers): Decoded {
     return { id: null, error: { code: 'PROTOCOL_ERROR', message: 'Expected a request to be a JSON object { v, id, method, params }.' } };
   }
   const id = isRequestId(value.id) ? value.id : null;
-  if (value.v !== PROTOCOL_VERSION) {
+  if (typeof value.v !== 'number' || !SUPPORTED_VERSIONS.includes(value.v)) {
     return {
       id,
       error: {
         code: 'PROTOCOL_VERSION',
         message:
-          `The client speaks protocol version ${JSON.stringify(value.v) ?? 'undefined'} but this daemon speaks version ${PROTOCOL_VERSION}. ` +
+          `The client speaks protocol version ${JSON.stringify(value.v) ?? 'undefined'} but this daemon speaks version ${PROTOCOL_VERSION} (and ${SUPPORTED_VERSIONS.filter((v) => v !== PROTOCOL_VERSION).join(', ')}). ` +
           'The daemon is probably from an older or newer tend: restart it with `tend daemon stop` and run the command again.',
         details: { clientVersion: value.v, daemonVersion: PROTOCOL_VERSION },
       },
@@ -190,7 +216,7 @@ function decodeRequest(text: string, handlers: ProtocolHandlers): Decoded {
       },
     };
   }
-  return { request: { v: PROTOCOL_VERSION, id, method: value.method, params: value.params ?? {} } };
+  return { request: { v: value.v, id, method: value.method, params: value.params ?? {} } };
 }
 
 function errorBodyOf(error: unknown): ProtocolErrorBody {
@@ -202,28 +228,104 @@ function errorBodyOf(error: unknown): ProtocolErrorBody {
   return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
 }
 
+/** The JSON text of a result slice is escaped once more inside a part frame: at most 6 bytes per UTF-16 unit (a lone surrogate, \\udxxx). */
+const PART_BYTES_PER_CHAR = 6;
 /**
- * Encodes a response as one line. A result that cannot be sent (not JSON
- * serialisable, or longer than the peer accepts) becomes an error response,
- * so the request is still answered.
+ * Slices stay small so that the strings made for one (the slice, its frame)
+ * are ordinary young objects that a scavenge frees: a string of 128 KiB or
+ * more goes to V8's large-object space, which only a full collection frees.
  */
-function encodeResponse(response: ProtocolResponse, maxLineBytes: number): string {
-  let line: string;
+const PART_CHARS = 16 * 1024;
+/** Room for a frame's envelope around its slice: {"v":2,"id":<up to 16 digits>,"part":""}. */
+const PART_ENVELOPE_BYTES = 64;
+
+function encodeLine(frame: object): string {
+  return `${JSON.stringify(frame)}\n`;
+}
+
+function encodingFailed(v: number, id: number, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return encodeLine({ v, id, ok: false, error: { code: 'INTERNAL', message: `The result could not be encoded as JSON: ${reason}.` } });
+}
+
+/**
+ * Writes a result's lines, one at a time: each is written once the socket has
+ * taken the previous one, so a slow reader holds back the daemon rather than
+ * making it buffer the whole result. A result that cannot be encoded (not
+ * JSON serialisable; for a version 1 client, longer than one line) becomes an
+ * error response, so the request is still answered.
+ */
+async function writeResult(socket: net.Socket, request: ProtocolRequest, result: unknown, maxLineBytes: number): Promise<void> {
+  const { v, id } = request;
+  const text = new JsonTextStream(result);
+  const sliceChars = v === 1 ? maxLineBytes : Math.max(2, Math.min(PART_CHARS, Math.floor((maxLineBytes - PART_ENVELOPE_BYTES) / PART_BYTES_PER_CHAR)));
+  let first: string | undefined;
   try {
-    line = JSON.stringify(response);
+    first = text.read(sliceChars) ?? 'null';
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    line = JSON.stringify({ v: PROTOCOL_VERSION, id: response.id, ok: false, error: { code: 'INTERNAL', message: `The result could not be encoded as JSON: ${reason}.` } });
+    await writeLine(socket, encodingFailed(v, id, error));
+    return;
   }
-  if (Buffer.byteLength(line) > maxLineBytes) {
-    line = JSON.stringify({
-      v: PROTOCOL_VERSION,
-      id: response.id,
-      ok: false,
-      error: { code: 'PROTOCOL_ERROR', message: `The response is longer than the ${maxLineBytes}-byte line limit. Ask for less at a time.` },
-    });
+  if (text.done) {
+    const line = `{"v":${v},"id":${id},"ok":true,"result":${first}}\n`;
+    if (Buffer.byteLength(line) - 1 <= maxLineBytes) {
+      await writeLine(socket, line);
+      return;
+    }
   }
-  return `${line}\n`;
+  if (v === 1) {
+    await writeLine(
+      socket,
+      encodeLine({
+        v,
+        id,
+        ok: false,
+        error: {
+          code: 'PROTOCOL_VERSION',
+          message:
+            `The result is longer than the ${maxLineBytes}-byte line limit of protocol version 1, which the client speaks; this daemon sends such results in parts (version ${PROTOCOL_VERSION}). ` +
+            'Use the tend that started the daemon, or restart the daemon with `tend daemon stop` from the same tend as the client.',
+          details: { clientVersion: v, daemonVersion: PROTOCOL_VERSION },
+        },
+      }),
+    );
+    return;
+  }
+  let parts = 0;
+  for (let slice: string | undefined = first; slice !== undefined; ) {
+    if (!(await writeLine(socket, encodeLine({ v, id, part: slice })))) return;
+    parts++;
+    try {
+      slice = text.read(sliceChars);
+    } catch (error) {
+      // The client drops the parts it has gathered when an error ends them.
+      await writeLine(socket, encodingFailed(v, id, error));
+      return;
+    }
+  }
+  await writeLine(socket, encodeLine({ v, id, ok: true, parts }));
+}
+
+/** Writes one line; resolves once the socket can take more (true), or false when it has closed. */
+async function writeLine(socket: net.Socket, line: string): Promise<boolean> {
+  if (socket.destroyed || !socket.writable) return false;
+  if (socket.write(line)) return true;
+  return await new Promise<boolean>((resolve) => {
+    const done = (): void => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+    };
+    const onDrain = (): void => {
+      done();
+      resolve(true);
+    };
+    const onClose = (): void => {
+      done();
+      resolve(false);
+    };
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+  });
 }
 
 /** Whether something accepts connections on `path` (false only when the connection is refused). */
@@ -326,8 +428,13 @@ export async function serveProtocol(path: string, handlers: ProtocolHandlers, op
     const ownRequests = new Set<AbortController>();
     const splitter = new LineSplitter(maxLineBytes);
 
-    const send = (response: ProtocolResponse): void => {
-      if (!socket.destroyed && socket.writable) socket.write(encodeResponse(response, maxLineBytes));
+    const sendError = (v: number, id: number | null, error: ProtocolErrorBody): void => {
+      if (socket.destroyed || !socket.writable) return;
+      let line = encodeLine({ v, id, ok: false, error });
+      if (Buffer.byteLength(line) - 1 > maxLineBytes) {
+        line = encodeLine({ v, id, ok: false, error: { code: error.code, message: `${error.message.slice(0, 1024)} (error message cut: the error did not fit the ${maxLineBytes}-byte line limit)` } });
+      }
+      socket.write(line);
     };
 
     const run = async (request: ProtocolRequest, handler: ProtocolHandler): Promise<void> => {
@@ -335,10 +442,14 @@ export async function serveProtocol(path: string, handlers: ProtocolHandlers, op
       running.add(controller);
       ownRequests.add(controller);
       try {
-        const result = await handler(request.params, { signal: controller.signal });
-        send({ v: PROTOCOL_VERSION, id: request.id, ok: true, result: result ?? null });
-      } catch (error) {
-        send({ v: PROTOCOL_VERSION, id: request.id, ok: false, error: errorBodyOf(error) });
+        let result: unknown;
+        try {
+          result = await handler(request.params, { signal: controller.signal });
+        } catch (error) {
+          sendError(request.v, request.id, errorBodyOf(error));
+          return;
+        }
+        await writeResult(socket, request, result ?? null, maxLineBytes);
       } finally {
         running.delete(controller);
         ownRequests.delete(controller);
@@ -348,17 +459,15 @@ export async function serveProtocol(path: string, handlers: ProtocolHandlers, op
     socket.on('data', (chunk: Buffer) => {
       for (const event of splitter.push(chunk)) {
         if (event.kind === 'oversize') {
-          send({
-            v: PROTOCOL_VERSION,
-            id: null,
-            ok: false,
-            error: { code: 'PROTOCOL_ERROR', message: `A request line is longer than the ${maxLineBytes}-byte limit; it was dropped. Send smaller requests.` },
+          sendError(PROTOCOL_VERSION, null, {
+            code: 'PROTOCOL_ERROR',
+            message: `A request line is longer than the ${maxLineBytes}-byte limit; it was dropped. Send smaller requests.`,
           });
           continue;
         }
         const decoded = decodeRequest(event.text, handlers);
         if ('error' in decoded) {
-          send({ v: PROTOCOL_VERSION, id: decoded.id, ok: false, error: decoded.error });
+          sendError(PROTOCOL_VERSION, decoded.id, decoded.error);
           continue;
         }
         // decodeRequest checked that the method is an own property.
@@ -406,8 +515,10 @@ export async function serveProtocol(path: string, handlers: ProtocolHandlers, op
 export interface ConnectOptions {
   /** Limit for connecting, and the default limit for each request. */
   readonly timeoutMs: number;
-  /** Longest accepted response line in bytes (default 1 MiB). */
+  /** Longest line sent or accepted in bytes (default 1 MiB): a longer request is refused before it is sent. */
   readonly maxLineBytes?: number;
+  /** Largest result taken, in bytes of JSON text over all its parts (default 256 MiB). */
+  readonly maxResultBytes?: number;
 }
 
 export interface RequestOptions {
@@ -427,6 +538,9 @@ interface Pending {
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: ProtocolError) => void;
   readonly timer: NodeJS.Timeout;
+  /** The slices of a result sent in parts, so far. */
+  parts: string[];
+  partBytes: number;
 }
 
 async function openSocket(path: string, timeoutMs: number): Promise<net.Socket> {
@@ -460,6 +574,7 @@ async function openSocket(path: string, timeoutMs: number): Promise<net.Socket> 
 /** Connects to the daemon at `path`. Rejects with DAEMON_NOT_RUNNING when nothing listens there. */
 export async function connectProtocol(path: string, options: ConnectOptions): Promise<ProtocolClient> {
   const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
+  const maxResultBytes = options.maxResultBytes ?? MAX_RESULT_BYTES;
   const socket = await openSocket(path, options.timeoutMs);
   const splitter = new LineSplitter(maxLineBytes);
   const pending = new Map<number, Pending>();
@@ -481,6 +596,38 @@ export async function connectProtocol(path: string, options: ConnectOptions): Pr
     socket.destroy();
   };
 
+  const takePart = (id: number, part: string): void => {
+    const entry = pending.get(id);
+    if (!entry) return; // timed out or refused meanwhile: its remaining parts are dropped
+    entry.partBytes += Buffer.byteLength(part);
+    if (entry.partBytes > maxResultBytes) {
+      settle(id);
+      entry.reject(
+        new ProtocolError(
+          'PROTOCOL_ERROR',
+          `The daemon's answer to ${entry.method} is larger than the ${maxResultBytes}-byte limit a client takes; it was dropped. Ask for less at a time.`,
+          { method: entry.method, maxResultBytes },
+        ),
+      );
+      return;
+    }
+    entry.parts.push(part);
+  };
+
+  const joinParts = (entry: Pending, count: unknown): void => {
+    if (count !== entry.parts.length) {
+      entry.reject(new ProtocolError('PROTOCOL_ERROR', `The daemon announced ${String(count)} parts of its answer to ${entry.method} but sent ${entry.parts.length}.`, { method: entry.method }));
+      return;
+    }
+    const text = entry.parts.join('');
+    entry.parts = [];
+    try {
+      entry.resolve(JSON.parse(text));
+    } catch {
+      entry.reject(new ProtocolError('PROTOCOL_ERROR', `The parts of the daemon's answer to ${entry.method} do not join into JSON.`, { method: entry.method }));
+    }
+  };
+
   socket.on('data', (chunk: Buffer) => {
     for (const event of splitter.push(chunk)) {
       if (event.kind === 'oversize') {
@@ -496,10 +643,15 @@ export async function connectProtocol(path: string, options: ConnectOptions): Pr
         return;
       }
       if (!isPlainObject(response) || !isRequestId(response.id)) continue;
+      if (typeof response.part === 'string') {
+        takePart(response.id, response.part);
+        continue;
+      }
       const entry = settle(response.id);
       if (!entry) continue;
       if (response.ok === true) {
-        entry.resolve(response.result);
+        if (Object.hasOwn(response, 'result')) entry.resolve(response.result);
+        else joinParts(entry, response.parts);
       } else {
         const body = isPlainObject(response.error) ? response.error : {};
         const code = typeof body.code === 'string' ? body.code : 'PROTOCOL_ERROR';
@@ -528,12 +680,22 @@ export async function connectProtocol(path: string, options: ConnectOptions): Pr
         const reason = error instanceof Error ? error.message : String(error);
         return Promise.reject(new ProtocolError('PROTOCOL_ERROR', `The params of ${method} cannot be sent as JSON: ${reason}.`, { method }));
       }
+      const bytes = Buffer.byteLength(line) - 1;
+      if (bytes > maxLineBytes) {
+        return Promise.reject(
+          new ProtocolError('PROTOCOL_ERROR', `The request ${method} is ${bytes} bytes long, more than the ${maxLineBytes}-byte line limit; it was not sent. Send less at a time.`, {
+            method,
+            bytes,
+            maxLineBytes,
+          }),
+        );
+      }
       return new Promise<unknown>((resolve, reject) => {
         const timer = setTimeout(() => {
           settle(id);
           reject(new ProtocolError('PROTOCOL_TIMEOUT', `The daemon did not answer ${method} within ${timeoutMs} ms. It may be busy or hung.`, { method, timeoutMs }));
         }, timeoutMs);
-        pending.set(id, { method, resolve, reject, timer });
+        pending.set(id, { method, resolve, reject, timer, parts: [], partBytes: 0 });
         socket.write(line);
       });
     },

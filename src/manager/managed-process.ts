@@ -7,7 +7,15 @@ import type { FinalStatus, NormalizedSpec, ProcessStatus, StopResult, StrategyNa
 import type { ProcessIdentity } from '../platform/identity.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import type { Containment } from '../platform/strategy.js';
+import { usageOfEntries, type Usage } from '../platform/usage.js';
 import { stopTree, type StopPlan } from '../terminate/stop-tree.js';
+
+/** A tree's members and what they use, at one look. */
+export interface TreeUsage extends Usage {
+  /** The command's pid while it runs, else the direct child's (as a handle's status and pid show them). */
+  readonly pid: number | undefined;
+  readonly pids: number[];
+}
 
 interface LeaderExit {
   readonly code: number | null;
@@ -198,6 +206,17 @@ export class ManagedProcess {
   /** Live members of the tree (host pids, tend's wrappers excluded); none once it has ended. */
   members(): number[] {
     return this.#final ? [] : this.containment.members();
+  }
+
+  /**
+   * The pid status() shows while the tree runs (its command's own), else the
+   * direct child's; with the members and their usage, read once each.
+   */
+  treeUsage(): TreeUsage {
+    const running = !this.#final && this.#identity !== undefined && this.#leader === undefined;
+    const pid = running ? (this.containment.leaderPid() ?? this.#identity?.pid) : this.directPid;
+    const entries = this.#final ? [] : this.containment.memberEntries();
+    return { pid, pids: entries.map((e) => e.pid), ...usageOfEntries(entries) };
   }
 
   /** A stopped or traced process (T) cannot act on anything, and one in uninterruptible sleep (D) is stuck in the kernel. */

@@ -14,6 +14,7 @@ import {
 import { shimPlan } from './launch.js';
 import { isDead, type ProcessIdentity } from './identity.js';
 import { sendSignal } from './signal.js';
+import type { ProcEntry } from './proc-table.js';
 import type { AttachedChild, Containment, ContainmentContext, LaunchPlan, Strategy } from './strategy.js';
 
 /** A fork bomb could outrun any number of passes; the SIGKILL at the deadline is atomic and catches it. */
@@ -98,6 +99,26 @@ class CgroupContainment implements Containment {
     const leader = this.#leader?.pid;
     if (leader !== undefined && !pids.includes(leader) && this.#leaderAlive()) pids.push(leader);
     return pids;
+  }
+
+  memberEntries(): ProcEntry[] {
+    const { table } = this.context;
+    const entries: ProcEntry[] = [];
+    let leaderListed = false;
+    const leader = this.#leader;
+    for (const pid of readCgroupMembers(this.cgroup)) {
+      // Listed by the cgroup, so ours: the entry is read for its usage, not as proof.
+      const entry = table.read(pid);
+      if (!entry) continue;
+      entries.push(entry);
+      if (pid === leader?.pid) leaderListed = true;
+    }
+    // The leader before it has joined (see #leaderAlive): only then is it read apart.
+    if (leader && !leaderListed && !this.#leaderGone) {
+      const entry = table.read(leader.pid);
+      if (entry && !isDead(entry) && entry.startTime === leader.startTime) entries.push(entry);
+    }
+    return entries;
   }
 
   signal(signal: SignalName): boolean {

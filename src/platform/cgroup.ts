@@ -1,7 +1,7 @@
-import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { watch, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../core/errors.js';
-import { systemProcessTable } from './proc-table.js';
+import { readProcFile, systemProcessTable } from './proc-table.js';
 import { sendSignal } from './signal.js';
 
 /** Where the cgroup v2 hierarchy is mounted and where this process sits in it. */
@@ -44,12 +44,15 @@ export function readCgroupMembers(dir: string): number[] {
   const walk = (d: string): void => {
     let text: string;
     try {
-      text = readFileSync(join(d, 'cgroup.procs'), 'latin1');
+      text = readProcFile(join(d, 'cgroup.procs'));
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') return;
       throw error;
     }
     for (const line of text.split('\n')) if (line) pids.push(Number(line));
+    // cgroupfs counts a directory's subdirectories in its link count (2 + children), so a leaf, the
+    // usual case, needs no listing. A child made after this check is missed, as after a listing.
+    if (statSync(d).nlink === 2) return;
     for (const entry of readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(join(d, entry.name));
   };
   walk(dir);

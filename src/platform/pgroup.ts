@@ -59,6 +59,10 @@ class ProcessGroupContainment implements Containment {
     return this.#scan().map((e) => e.pid);
   }
 
+  memberEntries(): ProcEntry[] {
+    return this.#scan();
+  }
+
   signal(signal: SignalName): boolean {
     // An exiting member is dying already, and may not be provably ours (see scanTree): it neither vouches nor is signalled.
     const members = this.#scan().filter((e) => e.exiting !== true);

@@ -90,6 +90,10 @@ class PidNamespaceContainment implements Containment {
     return this.#tree().members.map((m) => m.pid);
   }
 
+  memberEntries(): ProcEntry[] {
+    return this.#tree().members;
+  }
+
   signal(signal: SignalName): boolean {
     const outer = this.#outer;
     if (!outer || !this.#outerAlive()) return false;

@@ -14,6 +14,10 @@ export interface ProcEntry {
   readonly comm: string;
   /** Its main thread has exited but others are still exiting (and may hold its files); its environment is unreadable by now. */
   readonly exiting?: boolean;
+  /** utime + stime (fields 14 and 15), in clock ticks; absent from tables that do not know it. */
+  readonly cpuTicks?: number;
+  /** Resident set size (field 24), in pages; absent from tables that do not know it. */
+  readonly rssPages?: number;
 }
 
 /**
@@ -51,6 +55,8 @@ export function parseProcStat(text: string): ProcEntry | undefined {
     sid: Number(rest[3]),
     startTime,
     comm: text.slice(open + 1, close),
+    cpuTicks: Number(rest[11]) + Number(rest[12]),
+    rssPages: Number(rest[21]),
   };
 }
 
@@ -67,7 +73,7 @@ export function findMarker(environ: string): string | undefined {
 let scratch = Buffer.allocUnsafe(4096);
 
 /**
- * Reads a whole /proc file into one reused buffer. /proc files report size 0,
+ * Reads a whole /proc (or cgroupfs) file into one reused buffer. Such files report size 0,
  * which sends readFileSync down its slow unknown-length path; a table scan
  * reads hundreds of them, so this halves its cost.
  */

@@ -1,7 +1,7 @@
 import type { SignalName } from '../core/signals.js';
 import type { NormalizedSpec, StrategyName } from '../core/types.js';
 import type { ProcessIdentity } from './identity.js';
-import type { ProcessTable } from './proc-table.js';
+import type { ProcEntry, ProcessTable } from './proc-table.js';
 
 /** What to hand to child_process.spawn for one managed process. */
 export interface LaunchPlan {
@@ -34,6 +34,12 @@ export interface Containment {
   leaderPid(): number | undefined;
   /** Live members of the tree, host pids, wrappers excluded. */
   members(): number[];
+  /**
+   * The same members with their process-table entries (CPU time and resident
+   * memory included), from one read of each member's /proc/<pid>/stat; a
+   * member that exits while they are read is left out.
+   */
+  memberEntries(): ProcEntry[];
   /** Sends `signal` to every live member; false when none was left. */
   signal(signal: SignalName): boolean;
   /** Resolves once no member of the tree is alive. */

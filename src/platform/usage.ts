@@ -2,7 +2,7 @@
  * CPU time and resident memory of a set of processes, from /proc. A process
  * that exits between the listing and the read simply counts for nothing.
  */
-import { readProcFile } from './proc-table.js';
+import { parseProcStat, readProcFile, type ProcEntry } from './proc-table.js';
 
 /** Linux reports /proc times in USER_HZ, which is 100 on every architecture Node runs on. */
 export const CLOCK_TICKS_PER_SECOND = 100;
@@ -26,26 +26,27 @@ function systemPageSize(): number {
   return pageSize;
 }
 
-/** utime + stime (ticks) and rss (pages) from one read of /proc/<pid>/stat. */
-function statUsage(pid: number): { ticks: number; pages: number } {
-  const text = readProcFile(`/proc/${pid}/stat`);
-  // comm may hold spaces and parentheses: the fields after it are fixed.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is state (field 3): utime, stime are fields 14, 15 and rss is field 24.
-  return { ticks: Number(fields[11]) + Number(fields[12]), pages: Number(fields[21]) };
-}
-
-export function readUsage(pids: readonly number[]): Usage {
+/** The usage of processes whose table entries were read already: no further read of /proc. */
+export function usageOfEntries(entries: readonly ProcEntry[]): Usage {
   let ticks = 0;
   let rss = 0;
+  for (const entry of entries) {
+    ticks += entry.cpuTicks ?? 0;
+    rss += entry.rssPages ?? 0;
+  }
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS_PER_SECOND, rssBytes: rss * (rss === 0 ? 0 : systemPageSize()) };
+}
+
+/** The usage of `pids`, from one read of each one's /proc/<pid>/stat. */
+export function readUsage(pids: readonly number[]): Usage {
+  const entries: ProcEntry[] = [];
   for (const pid of pids) {
     try {
-      const usage = statUsage(pid);
-      ticks += usage.ticks;
-      rss += usage.pages;
+      const entry = parseProcStat(readProcFile(`/proc/${pid}/stat`));
+      if (entry) entries.push(entry);
     } catch {
       // Gone since it was listed.
     }
   }
-  return { cpuMs: (ticks * 1000) / CLOCK_TICKS_PER_SECOND, rssBytes: rss * (rss === 0 ? 0 : systemPageSize()) };
+  return usageOfEntries(entries);
 }

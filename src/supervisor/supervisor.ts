@@ -15,11 +15,11 @@ import { TendError } from '../core/errors.js';
 import type { ProcessHandle } from '../manager/process-handle.js';
 import type { ProcessManager } from '../manager/process-manager.js';
 import type { ProcessTable } from '../platform/proc-table.js';
-import { readUsage } from '../platform/usage.js';
+import { readTreeUsage } from '../manager/tree-usage.js';
 import { closest } from '../spawn/normalize-spec.js';
 import type { ServiceConfig } from '../service/definition.js';
 import { dependencyClosure, describeCycle, findCycle, stopWaves, type DependsOn } from '../service/graph.js';
-import { commandPid, Lifecycle, type StartOptions, type SupervisorEvents } from './lifecycle.js';
+import { Lifecycle, type StartOptions, type SupervisorEvents } from './lifecycle.js';
 import { ConcurrencyLimiter, type LimiterStatus } from './limiter.js';
 import { logPathOf } from './output.js';
 import type { RotatingLogOptions } from './rotating-log.js';
@@ -353,9 +353,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     let cpuPercent: number | null = null;
     let memoryBytes: number | null = null;
     if (handle) {
-      pid = commandPid(handle) ?? null;
-      pids = handle.members();
-      const usage = readUsage(pids);
+      const usage = readTreeUsage(handle);
+      pid = usage.pid ?? null;
+      pids = usage.pids;
       memoryBytes = usage.rssBytes;
       // CPU since the previous look (or since start): its own sample, apart from the health sampler's.
       const last = service.lookSample;

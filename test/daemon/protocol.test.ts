@@ -2,7 +2,9 @@
 // requests in flight on one connection answered out of order, every kind of
 // bad line answered without losing the connection, TendError codes passed
 // through, a 0600 socket, stale sockets replaced and live ones refused, and
-// close() aborting handlers and failing the client's pending requests.
+// close() aborting handlers and failing the client's pending requests;
+// results far above the line limit sent in parts (and refused to version 1
+// clients with PROTOCOL_VERSION), requests above it still refused.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { TendError } from '../../src/core/errors.js';
 import {
   MAX_LINE_BYTES,
+  MAX_RESULT_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
   connectProtocol,
@@ -86,6 +89,11 @@ class RawConnection {
   }
 
   async next(): Promise<Record<string, unknown>> {
+    return (await this.nextWithSize()).frame;
+  }
+
+  /** The next line and its length in bytes. */
+  async nextWithSize(): Promise<{ frame: Record<string, unknown>; bytes: number }> {
     const deadline = AbortSignal.timeout(TIMEOUT_MS);
     while (this.lines.length === 0) {
       if (deadline.aborted) throw new Error(`no response line within ${TIMEOUT_MS} ms`);
@@ -94,7 +102,8 @@ class RawConnection {
         deadline.addEventListener('abort', () => resolve(), { once: true });
       });
     }
-    return JSON.parse(this.lines.shift() as string) as Record<string, unknown>;
+    const line = this.lines.shift() as string;
+    return { frame: JSON.parse(line) as Record<string, unknown>, bytes: Buffer.byteLength(line) };
   }
 
   close(): void {
@@ -179,13 +188,13 @@ test('bad JSON, a wrong version, an unknown method and an oversize line each get
     assert.equal((badJson.error as { code: string }).code, 'PROTOCOL_ERROR');
     await ping(2);
 
-    raw.send(`${JSON.stringify({ v: 2, id: 3, method: 'echo', params: {} })}\n`);
+    raw.send(`${JSON.stringify({ v: 99, id: 3, method: 'echo', params: {} })}\n`);
     const wrongVersion = await raw.next();
     assert.equal(wrongVersion.id, 3);
     const versionError = wrongVersion.error as { code: string; message: string };
     assert.equal(versionError.code, 'PROTOCOL_VERSION');
-    assert.match(versionError.message, /version 2/);
-    assert.match(versionError.message, /version 1/);
+    assert.match(versionError.message, /version 99/);
+    assert.match(versionError.message, new RegExp(`version ${PROTOCOL_VERSION}`));
     assert.match(versionError.message, /tend daemon stop/);
     await ping(4);
 
@@ -342,5 +351,113 @@ test('a client that disconnects aborts its own running handlers', async () => {
     await rejected;
     await aborts;
     assert.equal(signal.aborted, true);
+  });
+});
+
+/** A result whose JSON text is about `mib` MiB, with quotes, backslashes, non-ASCII and astral characters to escape. */
+function largeResult(mib: number): { services: { name: string; note: string; n: number; at: Date }[] } {
+  const note = 'a "quoted" \\ path, naïve, 日本, 🚀, tab\t, '.repeat(8);
+  const one = JSON.stringify({ name: 'service-00000', note, n: 0, at: new Date(0) }).length;
+  const count = Math.ceil((mib * 1024 * 1024) / one);
+  return { services: Array.from({ length: count }, (_, n) => ({ name: `service-${String(n).padStart(5, '0')}`, note, n, at: new Date(n) })) };
+}
+
+test('a result 6 times the line limit arrives whole, in parts, each line within the limit', async () => {
+  const result = largeResult(6);
+  const expected = JSON.parse(JSON.stringify(result)) as unknown;
+  const handlers: ProtocolHandlers = { ...echo, big: () => Promise.resolve(result) };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: 30_000 });
+    // Two at once, plus a small one in between: the parts of different answers interleave on one connection.
+    const [first, small, second] = await Promise.all([client.request('big'), client.request('echo', { small: true }), client.request('big')]);
+    assert.deepEqual(first, expected);
+    assert.deepEqual(second, expected);
+    assert.deepEqual(small, { small: true });
+    await client.close();
+
+    // The frames themselves, as a reader of the raw socket sees them.
+    const raw = await RawConnection.open(path);
+    raw.send(`${JSON.stringify({ v: PROTOCOL_VERSION, id: 1, method: 'big', params: {} })}\n`);
+    let parts = 0;
+    let longest = 0;
+    let text = '';
+    for (;;) {
+      const { frame, bytes } = await raw.nextWithSize();
+      longest = Math.max(longest, bytes);
+      assert.equal(frame.id, 1);
+      if (typeof frame.part !== 'string') {
+        assert.deepEqual(frame, { v: PROTOCOL_VERSION, id: 1, ok: true, parts });
+        break;
+      }
+      parts++;
+      text += frame.part;
+    }
+    assert.ok(parts >= 6, `expected at least 6 parts, got ${parts}`);
+    assert.ok(longest <= MAX_LINE_BYTES, `the longest line is ${longest} bytes`);
+    assert.equal(text, JSON.stringify(result), 'the parts join into exactly JSON.stringify(result)');
+    raw.close();
+  });
+});
+
+test('a version 1 client gets a small result on one line, and PROTOCOL_VERSION for one that needs parts', async () => {
+  const handlers: ProtocolHandlers = { ...echo, big: () => Promise.resolve(largeResult(2)) };
+  await withServer(handlers, async (_server, path) => {
+    const raw = await RawConnection.open(path);
+    raw.send(`${JSON.stringify({ v: 1, id: 1, method: 'echo', params: { a: 1 } })}\n`);
+    assert.deepEqual(await raw.next(), { v: 1, id: 1, ok: true, result: { a: 1 } });
+    raw.send(`${JSON.stringify({ v: 1, id: 2, method: 'big', params: {} })}\n`);
+    const refused = await raw.next();
+    assert.equal(refused.id, 2);
+    assert.equal(refused.ok, false);
+    const error = refused.error as { code: string; message: string };
+    assert.equal(error.code, 'PROTOCOL_VERSION');
+    assert.match(error.message, /version 1/);
+    raw.send(`${JSON.stringify({ v: 1, id: 3, method: 'echo', params: { a: 3 } })}\n`);
+    assert.deepEqual(await raw.next(), { v: 1, id: 3, ok: true, result: { a: 3 } });
+    raw.close();
+  });
+});
+
+test('a request above the line limit is refused, by the client before sending and by the server on the wire', async () => {
+  await withServer(echo, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const tooLong = { blob: 'z'.repeat(MAX_LINE_BYTES) };
+    const error = await rejectsWithCode(client.request('echo', tooLong), 'PROTOCOL_ERROR');
+    assert.match(error.message, /1048576-byte line limit; it was not sent/);
+    assert.deepEqual(await client.request('echo', { after: 'refusal' }), { after: 'refusal' });
+    await client.close();
+
+    // Sent anyway, by a client that does not check: the server drops it and keeps the connection.
+    const raw = await RawConnection.open(path);
+    raw.send(`${JSON.stringify({ v: PROTOCOL_VERSION, id: 1, method: 'echo', params: tooLong })}\n`);
+    const refused = await raw.next();
+    assert.equal(refused.id, null);
+    assert.equal((refused.error as { code: string }).code, 'PROTOCOL_ERROR');
+    raw.send(`${JSON.stringify({ v: PROTOCOL_VERSION, id: 2, method: 'echo', params: { ok: true } })}\n`);
+    assert.deepEqual(await raw.next(), { v: PROTOCOL_VERSION, id: 2, ok: true, result: { ok: true } });
+    raw.close();
+  });
+});
+
+test('a result above the client\'s cap is refused with PROTOCOL_ERROR; the connection stays usable', async () => {
+  assert.equal(MAX_RESULT_BYTES, 256 * 1024 * 1024);
+  const handlers: ProtocolHandlers = { ...echo, big: () => Promise.resolve(largeResult(4)) };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: 30_000, maxResultBytes: 2 * 1024 * 1024 });
+    const error = await rejectsWithCode(client.request('big'), 'PROTOCOL_ERROR');
+    assert.match(error.message, /larger than the 2097152-byte limit/);
+    assert.deepEqual(await client.request('echo', { after: 'cap' }), { after: 'cap' });
+    await client.close();
+  });
+});
+
+test('a result that cannot be encoded part-way through becomes INTERNAL, and the gathered parts are dropped', async () => {
+  const handlers: ProtocolHandlers = { ...echo, broken: () => Promise.resolve({ ...largeResult(3), tail: 1n }) };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: 30_000 });
+    const error = await rejectsWithCode(client.request('broken'), 'INTERNAL');
+    assert.match(error.message, /could not be encoded as JSON.*BigInt/);
+    assert.deepEqual(await client.request('echo', { after: 'broken' }), { after: 'broken' });
+    await client.close();
   });
 });

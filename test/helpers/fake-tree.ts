@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { SignalName } from '../../src/core/signals.js';
-import type { ProcessTable } from '../../src/platform/proc-table.js';
+import type { ProcEntry, ProcessTable } from '../../src/platform/proc-table.js';
 import { sendSignal, type KillFn } from '../../src/platform/signal.js';
 import type { Containment, LaunchPlan } from '../../src/platform/strategy.js';
 
@@ -105,6 +105,11 @@ export class FakeTree implements Containment {
 
   members(): number[] {
     return [...this.#processes.values()].filter((p) => p.alive).map((p) => p.pid);
+  }
+
+  /** The kill loop never reads usage; a fake member is only its pid. */
+  memberEntries(): ProcEntry[] {
+    return this.members().map((pid): ProcEntry => ({ pid, ppid: 1, pgid: pid, sid: pid, state: 'S', startTime: 0, comm: 'fake' }));
   }
 
   signal(signal: SignalName): boolean {

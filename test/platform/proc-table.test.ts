@@ -48,12 +48,15 @@ function statLine(pid: number, comm: string, fields: { state?: string; ppid?: nu
   rest[18] = '0'; // field 21, itrealvalue: always 0
   rest[19] = String(fields.start ?? 123456); // field 22, starttime
   rest[20] = '987654321'; // field 23, vsize: must not be taken for the start time
+  rest[11] = '11'; // field 14, utime
+  rest[12] = '7'; // field 15, stime
+  rest[21] = '300'; // field 24, rss in pages
   return `${pid} (${comm}) ${rest.join(' ')}\n`;
 }
 
-test('parseProcStat reads pid, state, ppid, pgid, sid and field 22 (start time)', () => {
+test('parseProcStat reads pid, state, ppid, pgid, sid, field 22 (start time), CPU ticks and resident pages', () => {
   const entry = parseProcStat(statLine(4242, 'node', { state: 'R', ppid: 17, pgid: 4200, sid: 4100, start: 8_000_001 }));
-  assert.deepEqual(entry, { pid: 4242, state: 'R', ppid: 17, pgid: 4200, sid: 4100, startTime: 8_000_001, comm: 'node' });
+  assert.deepEqual(entry, { pid: 4242, state: 'R', ppid: 17, pgid: 4200, sid: 4100, startTime: 8_000_001, comm: 'node', cpuTicks: 18, rssPages: 300 });
 });
 
 test('parseProcStat survives any comm: spaces, parentheses, ") (", fake fields, newline, empty', () => {
@@ -74,7 +77,7 @@ test('parseProcStat survives any comm: spaces, parentheses, ") (", fake fields, 
   for (const comm of comms) {
     const entry = parseProcStat(statLine(77, comm, { state: 'S', ppid: 5, pgid: 6, sid: 7, start: 424242 }));
     assert.ok(entry, `no entry for comm ${JSON.stringify(comm)}`);
-    assert.deepEqual(entry, { pid: 77, state: 'S', ppid: 5, pgid: 6, sid: 7, startTime: 424242, comm }, `comm ${JSON.stringify(comm)}`);
+    assert.deepEqual(entry, { pid: 77, state: 'S', ppid: 5, pgid: 6, sid: 7, startTime: 424242, comm, cpuTicks: 18, rssPages: 300 }, `comm ${JSON.stringify(comm)}`);
   }
 });
 
