@@ -26,7 +26,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { connectProtocol, type ProtocolClient } from '../src/daemon/protocol.js';
+import { connectProtocol, type ProtocolClient } from '../src/daemon/protocol-client.js';
 import { detect } from '../src/index.js';
 import { childCgroups, fmt, isMain, markedProcesses, median, min, readStat, repoRoot, rotate, sleep, table } from './lib.js';
 import { identityOf, killIdentity, memoryStatus, removeDir, stillAlive, type Identity } from './lib-extra.js';

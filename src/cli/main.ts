@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { TendError, codeSpec, isErrorCode } from '../core/errors.js';
+import { TendError } from '../core/errors.js';
 import { inCliTerms } from './format.js';
 
 /**
@@ -76,10 +76,6 @@ main(process.argv.slice(2)).then(
     if (error instanceof TendError) {
       process.stderr.write(`${error.code === 'CLI_USAGE' ? '' : `tend: ${error.code}: `}${inCliTerms(error.message)}\n`);
       process.exitCode = error.exitCode;
-    } else if (error instanceof Error && error.name === 'ProtocolError' && 'code' in error && typeof error.code === 'string') {
-      // An error the daemon answered with: its code is one of tend's.
-      process.stderr.write(`tend: ${error.code}: ${inCliTerms(error.message)}\n`);
-      process.exitCode = isErrorCode(error.code) ? codeSpec(error.code).exit : 1;
     } else {
       process.stderr.write(`tend: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exitCode = 1;

@@ -141,20 +141,20 @@ const catalog = {
     `Service ${JSON.stringify(d.name)} ${d.readiness === true ? 'checks readiness on' : 'declares'} port ${str(d.port)}, which is held by ${str(d.holders)}. ${str(d.fix)}`, 409),
 
   // The daemon and its protocol
-  DAEMON_NOT_RUNNING: failure<{ stateDir: string }>((d) =>
-    `The tend daemon for ${JSON.stringify(d.stateDir)} is not running. Start it with \`tend daemon start\` (commands that need it start it themselves).`, 503),
+  DAEMON_NOT_RUNNING: failure<{ stateDir: string; reason?: Opt<string> }>((d) =>
+    `The tend daemon for ${JSON.stringify(d.stateDir)} is not running${d.reason ? ` (${str(d.reason)})` : ''}. Start it with \`tend daemon start\` (commands that need it start it themselves).`, 503),
   DAEMON_START_FAILED: failure<{ stateDir: string; reason: string; log?: Opt<string> }>((d) =>
     `Could not start the tend daemon for ${JSON.stringify(d.stateDir)}: ${str(d.reason)}.${d.log ? ` Its log is ${JSON.stringify(d.log)}.` : ''}`),
   DAEMON_UNREACHABLE: failure<{ stateDir: string; reason: string }>((d) =>
     `The tend daemon for ${JSON.stringify(d.stateDir)} did not answer: ${str(d.reason)}. If it is hung, \`tend daemon stop --force\` kills it (its services are stopped too).`, 503),
   PROTOCOL_ERROR: failure<{ problem: string }>((d) => `${str(d.problem)}`, 400),
-  PROTOCOL_VERSION: failure<{ clientVersion: unknown; daemonVersion: number }>((d) =>
-    `The client speaks protocol version ${JSON.stringify(d.clientVersion) ?? 'undefined'} but this daemon speaks version ${str(d.daemonVersion)}. The daemon is probably from an older or newer tend: restart it with \`tend daemon stop\` and run the command again.`, 400),
+  PROTOCOL_VERSION: failure<{ clientVersion: unknown; daemonVersion: number; problem?: Opt<string> }>((d) =>
+    `${d.problem ?? `The client speaks protocol version ${JSON.stringify(d.clientVersion) ?? 'undefined'} but this daemon speaks version ${str(d.daemonVersion)}`}. The daemon is probably from an older or newer tend: restart it with \`tend daemon stop\` and run the command again.`, 400),
   UNKNOWN_METHOD: failure<{ method: string; known: string }>((d) =>
     `Unknown method ${JSON.stringify(d.method)}. This daemon knows: ${str(d.known) || '(none)'}.`, 404),
   PROTOCOL_TIMEOUT: failure<{ what: string; timeoutMs: number }>((d) =>
     `The daemon did not ${str(d.what)} within ${str(d.timeoutMs)} ms. It may be busy or hung: \`tend daemon stop --force\` restarts it.`, 504),
-  PROTOCOL_CONNECTION_CLOSED: failure<{ reason: string }>((d) => `The connection to the daemon was closed: ${str(d.reason)}.`, 503),
+  PROTOCOL_CONNECTION_CLOSED: failure<{ reason: string }>((d) => `The connection to the daemon was closed before it answered: ${str(d.reason)}.`, 503),
   PROTOCOL_ADDRESS_IN_USE: failure<{ path: string; reason: string }>((d) =>
     `Cannot listen on ${str(d.path)}: ${str(d.reason)}.`),
   INTERNAL: failure<{ reason: string }>((d) => `Internal error: ${str(d.reason)}. This is a bug in tend; please report it with the command that caused it.`),

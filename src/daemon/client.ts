@@ -7,14 +7,14 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { TendError, errnoOf } from '../core/errors.js';
+import { TendError, errnoOf, isTendError } from '../core/errors.js';
 import { matchesIdentity } from '../platform/identity.js';
 import { packageRoot } from '../platform/package-root.js';
 import type { ProcessTable } from '../platform/proc-table.js';
 import { ensureStateDir } from '../registry/state-dir.js';
 import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
 import { daemonClientOf, type DaemonClient } from './dispatch.js';
-import { connectProtocol, ProtocolError, type ProtocolClient } from './protocol.js';
+import { connectProtocol, type ProtocolClient } from './protocol-client.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 const DAEMON_START_TIMEOUT_MS = 15_000;
@@ -37,7 +37,7 @@ async function tryConnect(socket: string): Promise<ProtocolClient | undefined> {
   try {
     return await connectProtocol(socket, { timeoutMs: CONNECT_TIMEOUT_MS });
   } catch (error) {
-    if (error instanceof ProtocolError && error.code === 'DAEMON_NOT_RUNNING') return undefined;
+    if (isTendError(error, 'DAEMON_NOT_RUNNING')) return undefined;
     throw error;
   }
 }

@@ -19,7 +19,7 @@ import { protocolHandlersOf } from './dispatch.js';
 import { daemonHandlers } from './handlers.js';
 import { openSupervisor } from './open-supervisor.js';
 import { daemonPaths, EXIT_ALREADY_RUNNING, type DaemonInfo } from './paths.js';
-import { serveProtocol } from './protocol.js';
+import { serveProtocol } from './protocol-server.js';
 
 /** The longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;

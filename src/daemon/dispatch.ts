@@ -3,7 +3,8 @@
  * table before a handler runs, and a client's calls are typed by it.
  */
 import { methodNames, methods, type CheckedParamsOf, type MethodName, type ParamsOf, type ResultOf } from './methods.js';
-import type { HandlerContext, ProtocolClient, ProtocolHandler, ProtocolHandlers } from './protocol.js';
+import type { ProtocolClient } from './protocol-client.js';
+import type { HandlerContext, ProtocolHandler, ProtocolHandlers } from './protocol.js';
 
 export type MethodHandlers = { readonly [M in MethodName]: (params: CheckedParamsOf<M>, context: HandlerContext) => Promise<ResultOf<M>> };
 
