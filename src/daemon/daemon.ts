@@ -49,6 +49,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   supervisor.on('state', (name, state) => say(`${name}: ${state}`));
 
   const startedAt = new Date();
+  // Named before the socket answers, so that the first `ping` already says what this daemon starts again.
+  const restored = supervisor.names().filter((name) => supervisor.info(name).wanted);
   let stopping: Promise<void> | undefined;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
@@ -66,14 +68,17 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       services: supervisor.names().length,
       rssBytes: process.memoryUsage.rss(),
       reaperPid: manager.reaperPid ?? null,
+      restored,
     }),
-    shutdown: () => void shutdown(true, 'requested'),
+    // As after a crash or a reboot, what ran runs again when a daemon next starts (`tend stop` first to prevent that).
+    shutdown: () => void shutdown(false, 'requested'),
   });
   const server = await serveProtocol(paths.socket, protocolHandlersOf(handlers));
   const info: DaemonInfo = { ...selfIdentity(systemProcessTable()), startedAt: startedAt.toISOString(), socket: paths.socket, version: options.version };
   writeFileAtomicSync(paths.info, `${JSON.stringify(info)}\n`);
   say(`daemon ${process.pid} serving ${paths.socket} (${supervisor.names().length} service(s) defined)`);
-  supervisor.restoreWanted();
+  const restoring = supervisor.restoreWanted();
+  if (restoring.length > 0) say(`starting again what was running: ${restoring.join(', ')}`);
 
   const shutdown = (forget: boolean, why: string): Promise<void> =>
     (stopping ??= (async () => {

@@ -74,7 +74,8 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
       const count = supervisor.list().filter((s) => s.pid !== null).length;
       // Answer first: the connection is closed by the shutdown.
       setImmediate(() => host.shutdown());
-      return Promise.resolve({ pid: process.pid, stopping: count, stopBudgetMs: supervisor.stopBudgetMs() });
+      const wanted = supervisor.list().filter((s) => s.wanted).map((s) => s.name);
+      return Promise.resolve({ pid: process.pid, stopping: count, stopBudgetMs: supervisor.stopBudgetMs(), wanted });
     },
   };
 

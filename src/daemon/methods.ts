@@ -53,6 +53,8 @@ export interface DaemonDescription {
   readonly services: number;
   readonly rssBytes: number;
   readonly reaperPid: number | null;
+  /** The services this daemon started again when it started, because they were running when the last one ended. */
+  readonly restored: readonly string[];
 }
 
 export interface UpResult {
@@ -71,6 +73,8 @@ export interface ShutdownResult {
   readonly stopping: number;
   /** How long their stops may take, all together. */
   readonly stopBudgetMs: number;
+  /** Services that stay wanted: the next daemon starts them again. */
+  readonly wanted: readonly string[];
 }
 
 const serviceErrors: readonly ErrorCode[] = ['SERVICE_UNKNOWN'];
@@ -155,7 +159,7 @@ export const methods = {
     errors: [],
   }),
   shutdown: method<ShutdownResult>()({
-    summary: 'stop every service (they stay defined, and wanted), then the daemon',
+    summary: 'stop every service, then the daemon; the services that were running stay wanted, and the next daemon starts them again',
     kind: 'command',
     params: object({}),
     errors: [],

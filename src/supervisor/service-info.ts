@@ -48,6 +48,8 @@ export interface ServiceInfo {
   readonly unresponsive: boolean;
   /** Why it is in its state (failed, exited, backoff, unresponsive), in words. */
   readonly reason: string | null;
+  /** Should be running: a daemon that starts (after a crash, a reboot or \`tend daemon stop\`) starts it again. */
+  readonly wanted: boolean;
   readonly lastExit: ServiceExitInfo | null;
   readonly command: string;
   readonly args: readonly string[];

@@ -204,8 +204,12 @@ export class ServiceStore {
     }
   }
 
-  /** Every stored service; a damaged file is moved aside (NAME.json.corrupt-TIME) with a warning. */
-  load(): StoredService[] {
+  /**
+   * Every stored service; a damaged file is moved aside (NAME.json.corrupt-TIME)
+   * with a warning. A reader that only reports (no daemon runs) passes
+   * `{ moveDamaged: false }`: the file is skipped with the warning, and left for the daemon.
+   */
+  load(options: { readonly moveDamaged?: boolean } = {}): StoredService[] {
     const services: StoredService[] = [];
     for (const file of readdirSync(this.dir).sort()) {
       if (!file.endsWith('.json')) continue;
@@ -218,6 +222,10 @@ export class ServiceStore {
         services.push({ definition, wanted: value.wanted, outcome: outcomeOf(value.outcome) });
       } catch (error) {
         if (errnoOf(error) === 'ENOENT') continue;
+        if (options.moveDamaged === false) {
+          this.warn(`service file ${path} is damaged (${(error as Error).message}); the daemon will move it aside`);
+          continue;
+        }
         const aside = `${path}.corrupt-${Date.now()}`;
         try {
           renameSync(path, aside);

@@ -313,7 +313,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts every service that should be running (the daemon, after a restart), each after its dependencies. */
-  restoreWanted(): void {
+  restoreWanted(): string[] {
     const wanted = [...this.#services.values()].filter((s) => s.wanted);
     // All queued first: a dependency restored later must not look ended (its stored outcome) to a dependent restored sooner.
     for (const service of wanted) this.#lifecycle.setState(service, 'queued', null);
@@ -322,6 +322,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#options.warn?.(`could not restore service ${service.name}: ${(error as Error).message}`);
       });
     }
+    return wanted.map((s) => s.name);
   }
 
   /** Stops everything. With `forget: false` (a daemon shutting down by signal) the services stay wanted, for the next daemon. */
@@ -383,6 +384,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       ready: definition.ready ? service.ready === true : null,
       unresponsive: service.unresponsive,
       reason: service.reason,
+      wanted: service.wanted,
       lastExit: service.lastExit,
       command: definition.command,
       args: definition.args,

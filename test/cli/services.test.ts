@@ -37,6 +37,7 @@ interface ServiceInfo {
   ready: boolean | null;
   unresponsive: boolean;
   reason: string | null;
+  wanted: boolean;
   lastExit: { code: number | null; signal: string | null; at: string } | null;
   command: string;
   args: string[];
@@ -74,7 +75,7 @@ interface PsReport {
 
 const serviceKeys = [
   'name', 'state', 'pid', 'pids', 'startedAt', 'uptimeMs', 'restarts', 'cpuPercent', 'memoryBytes', 'ports', 'ready', 'unresponsive',
-  'reason', 'lastExit', 'command', 'args', 'cwd', 'log', 'restart', 'exemptFromLimit', 'handle', 'strategy',
+  'reason', 'wanted', 'lastExit', 'command', 'args', 'cwd', 'log', 'restart', 'exemptFromLimit', 'handle', 'strategy',
 ];
 const states = ['queued', 'starting', 'running', 'backoff', 'stopping', 'stopped', 'exited', 'failed'];
 
@@ -331,6 +332,54 @@ test('the commands that only report do not start a daemon', async () => {
     assert.equal(status.code, 1);
     assert.deepEqual(JSON.parse(status.stdout), { running: false, stateDir: s.dir });
     assert.deepEqual(daemonProcesses(s.dir), []);
+  });
+});
+
+test('with the daemon down: ps and status say what is defined and what should run, unknown names start no daemon, and stop and delete still work', async () => {
+  await withState(async (s) => {
+    await s.json(['start', 'kept', ...s.mark, '--', 'sleep', '300']);
+    await s.json(['start', 'idle', ...s.mark, '--', 'sleep', '300']);
+    await s.json(['stop', 'idle']);
+    const stopped = await s.json<{ wanted: string[] }>(['daemon', 'stop']);
+    assert.deepEqual(stopped.wanted, ['kept'], '`daemon stop` should keep what ran wanted');
+    assert.deepEqual(daemonProcesses(s.dir), []);
+
+    const ps = await s.ps();
+    assert.equal(ps.daemon, false);
+    assert.deepEqual(ps.services.map((x) => [x.name, x.state, x.wanted, x.pid]), [['idle', 'stopped', false, null], ['kept', 'stopped', true, null]]);
+    for (const service of ps.services) assertServiceShape(service, `offline ${service.name}`);
+    const text = await s.run(['ps']);
+    assert.match(text.stdout, /not running .*the next daemon starts kept again/);
+    assert.match(text.stdout, /^idle\s+stopped/m);
+
+    const status = await s.run(['status', 'kept', '--json']);
+    assert.equal(status.code, 3, status.stderr);
+    assert.equal((JSON.parse(status.stdout) as ServiceInfo).wanted, true);
+    for (const args of [['status', 'nosuch'], ['stop', 'nosuch'], ['start', 'nosuch'], ['delete', 'nosuch']]) {
+      const r = await s.run(args);
+      assert.equal(r.code, 1, `tend ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /SERVICE_UNKNOWN.*"nosuch".*Known: idle, kept/, args.join(' '));
+    }
+    assert.deepEqual(daemonProcesses(s.dir), [], 'a read-only or unknown-name command started a daemon');
+
+    // The next daemon starts what ran again, and says so.
+    const started = await s.json<{ started: boolean; restored: string[] }>(['daemon', 'start']);
+    assert.deepEqual([started.started, started.restored], [true, ['kept']]);
+    await waitFor(async () => ((await s.service('kept')).state === 'running' ? true : undefined), { what: 'kept to run again', ...DAEMON_POLL });
+    assert.equal((await s.service('idle')).state, 'stopped');
+
+    // Stopped and deleted with the daemon down: the next daemon starts nothing.
+    await s.json(['daemon', 'stop']);
+    const offlineStop = await s.json<{ services: ServiceInfo[] }>(['stop', 'kept']);
+    assert.deepEqual(offlineStop.services.map((x) => [x.name, x.wanted]), [['kept', false]]);
+    const deleted = await s.json<{ deleted: ServiceInfo }>(['delete', 'idle']);
+    assert.equal(deleted.deleted.name, 'idle');
+    const left = await s.ps();
+    assert.deepEqual([left.daemon, left.services.map((x) => [x.name, x.wanted])], [false, [['kept', false]]]);
+    assert.deepEqual(daemonProcesses(s.dir), [], 'stop or delete with the daemon down started one');
+    const again = await s.json<{ restored: string[] }>(['daemon', 'start']);
+    assert.deepEqual(again.restored, []);
+    assert.equal((await s.service('kept')).state, 'stopped');
   });
 });
 

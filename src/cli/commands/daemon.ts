@@ -20,10 +20,14 @@ The daemon keeps named services running. There is one per state directory
 ($TEND_HOME, else $XDG_STATE_HOME/tend, else ~/.local/state/tend); commands
 such as \`tend start\` start it when it is not running.
 
-  start    start the daemon in the background (nothing happens if it runs)
-  stop     stop every service, then the daemon; the services stay defined,
-           as stopped. --force kills a daemon that does not answer (SIGKILL:
-           its reaper kills every service tree)
+  start    start the daemon in the background (nothing happens if it runs);
+           it starts again the services that were running when the last
+           daemon ended, and says which
+  stop     stop every service, then the daemon. The services that were
+           running stay wanted: the next daemon starts them again (\`tend
+           stop NAME\` or \`--all\` first to prevent that). --force kills a
+           daemon that does not answer (SIGKILL: its reaper kills every
+           service tree)
   status   whether it runs: pid, uptime, services, memory (exit 1 if not)
   run      run the daemon in the foreground (for systemd and the like);
            SIGTERM stops the services but keeps them wanted, so the next
@@ -108,7 +112,10 @@ async function startDaemon(dir: string, json: boolean): Promise<number> {
     const info = await client.call('ping', {}, { timeoutMs: 10_000 });
     const started = info.pid === spawnedPid;
     if (json) printJson({ running: true, started, ...info });
-    else process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})\n`);
+    else {
+      const restoring = started && info.restored.length > 0 ? `; starting again what was running: ${info.restored.join(', ')}` : '';
+      process.stdout.write(`${started ? 'started' : 'already running:'} tend daemon, pid ${info.pid} (${dir})${restoring}\n`);
+    }
     return 0;
   } finally {
     await client.close();
@@ -151,7 +158,11 @@ async function stopDaemon(dir: string, force: boolean, json: boolean): Promise<n
     killed = await waitIdentityGone(table, target, STOP_WAIT_MS);
   }
   const pid = answered?.pid ?? target?.pid;
-  if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, log: daemonPaths(dir).log });
-  else process.stdout.write(`stopped tend daemon, pid ${pid}${killed ? ' (killed with SIGKILL)' : ''}\n`);
+  const wanted = answered?.wanted ?? [];
+  if (json) printJson({ running: false, stopped: true, pid, killed, services: answered?.stopping ?? null, wanted, log: daemonPaths(dir).log });
+  else {
+    const later = wanted.length === 0 ? '' : `; the next daemon starts ${wanted.join(', ')} again (\`tend daemon start\`)`;
+    process.stdout.write(`stopped tend daemon, pid ${pid}${killed ? ' (killed with SIGKILL)' : ''}${later}\n`);
+  }
   return 0;
 }

@@ -1,5 +1,7 @@
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, printJson } from '../daemon-client.js';
+import { changeStoredServices, findStored, storedServiceInfo } from '../../daemon/offline.js';
+import type { ServiceInfo } from '../../supervisor/service-info.js';
+import { callDaemon, printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 
 export const help = `Usage: tend delete NAME [--timeout DUR] [--json]
 
@@ -21,8 +23,19 @@ export const { run } = defineCommand({
 });
 
 async function remove(name: string, timeoutMs: number | undefined, json: boolean): Promise<number> {
-  const service = await callDaemon('delete', { name, timeoutMs }, { start: true });
+  const service = (await queryDaemonIfRunning('delete', { name, timeoutMs })) ?? (await deleteOffline(name, timeoutMs));
   if (json) printJson({ deleted: service });
   else process.stdout.write(`deleted ${name}${service.log ? ` (its log stays at ${service.log})` : ''}\n`);
   return 0;
+}
+
+/** With no daemon nothing runs: forget the stored definition, under the daemon's lock; an unknown name starts no daemon. */
+async function deleteOffline(name: string, timeoutMs: number | undefined): Promise<ServiceInfo> {
+  const dir = stateDir();
+  const deleted = await changeStoredServices(dir, (store) => {
+    const info = storedServiceInfo(findStored(store.load({ moveDamaged: false }), name), dir);
+    store.remove(name);
+    return info;
+  });
+  return deleted ?? (await callDaemon('delete', { name, timeoutMs }, { start: false }));
 }

@@ -1,8 +1,9 @@
 import { TendError } from '../../core/errors.js';
 import type { StartReport } from '../../supervisor/service-info.js';
 import { usageError } from '../args.js';
+import { findStored, readStoredServices } from '../../daemon/offline.js';
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, withDependencies } from '../daemon-client.js';
+import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, queryDaemonIfRunning, stateDir, withDependencies } from '../daemon-client.js';
 import { serviceLine, useColour } from '../format.js';
 import { definitionFlags, definitionFromFlags } from '../service-flags.js';
 
@@ -129,6 +130,9 @@ async function startDefined(name: string, file: string | undefined, options: Sta
     }
     if (file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
   }
-  const report = await callDaemon('start', { name, ...options }, { start: true });
-  return report;
+  const running = await queryDaemonIfRunning('start', { name, ...options });
+  if (running) return running;
+  // A name nobody defined is refused before a daemon is started for it.
+  findStored(readStoredServices(stateDir(), () => undefined), name);
+  return callDaemon('start', { name, ...options }, { start: true });
 }

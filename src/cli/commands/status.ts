@@ -1,5 +1,6 @@
+import { findStored, readStoredServices, storedServiceInfo } from '../../daemon/offline.js';
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, printJson } from '../daemon-client.js';
+import { printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { formatBytes, formatDuration, inCliTerms, stateLabel, table, useColour } from '../format.js';
 
 export const help = `Usage: tend status NAME [--json]
@@ -25,7 +26,9 @@ export const { run } = defineCommand({
 });
 
 async function status(name: string, json: boolean): Promise<number> {
-  const s = await callDaemon('info', { name }, { start: true });
+  // Asking starts no daemon: with none running, the stored definition says how the service ended.
+  const dir = stateDir();
+  const s = (await queryDaemonIfRunning('info', { name })) ?? storedServiceInfo(findStored(readStoredServices(dir, warn), name), dir);
   if (json) printJson(s);
   else {
     const colour = useColour(process.stdout);
@@ -52,4 +55,8 @@ async function status(name: string, json: boolean): Promise<number> {
     process.stdout.write(`${table(rows.map(([k, v]) => [`${k}:`, v]))}\n`);
   }
   return s.state === 'running' ? 0 : 3;
+}
+
+function warn(message: string): void {
+  process.stderr.write(`tend: warning: ${message}\n`);
 }

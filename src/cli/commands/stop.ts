@@ -1,6 +1,8 @@
 import { usageError } from '../args.js';
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, printJson, queryDaemonIfRunning } from '../daemon-client.js';
+import { changeStoredServices, findStored, storedServiceInfo } from '../../daemon/offline.js';
+import type { ServiceInfo } from '../../supervisor/service-info.js';
+import { callDaemon, printJson, queryDaemonIfRunning, stateDir } from '../daemon-client.js';
 import { serviceLine, useColour } from '../format.js';
 
 export const help = `Usage: tend stop NAME... [--timeout DUR] [--json]
@@ -30,9 +32,7 @@ async function stop(names: readonly string[], all: boolean, timeoutMs: number | 
   if (all && names.length > 0) throw usageError('tend stop: give service names or --all, not both');
   if (!all && names.length === 0) throw usageError('tend stop: no service named', 'Usage: tend stop NAME... | --all');
   const params = { names, all, timeoutMs };
-  // Nothing runs without a daemon: --all has nothing to do then; names must still be known, so ask one.
-  const result = all ? await queryDaemonIfRunning('stop', params) : await callDaemon('stop', params, { start: true });
-  const services = result?.services ?? [];
+  const services = (await queryDaemonIfRunning('stop', params))?.services ?? (await stopOffline(names, all));
   if (json) printJson({ services });
   else if (services.length === 0) process.stdout.write('no services\n');
   else {
@@ -40,4 +40,23 @@ async function stop(names: readonly string[], all: boolean, timeoutMs: number | 
     for (const service of services) process.stdout.write(`${serviceLine(service, colour)}\n`);
   }
   return 0;
+}
+
+/**
+ * With no daemon nothing runs, so stopping is only making sure the next
+ * daemon does not start these again. Unknown names are refused without
+ * starting a daemon. If a daemon starts meanwhile, it is asked after all.
+ */
+async function stopOffline(names: readonly string[], all: boolean): Promise<ServiceInfo[]> {
+  const dir = stateDir();
+  const changed = await changeStoredServices(dir, (store) => {
+    const stored = store.load({ moveDamaged: false });
+    const chosen = all ? stored : names.map((name) => findStored(stored, name));
+    return chosen.map((service) => {
+      const stopped = { ...service, wanted: false };
+      if (service.wanted) store.save(stopped);
+      return storedServiceInfo(stopped, dir);
+    });
+  });
+  return changed ?? (await callDaemon('stop', { names, all, timeoutMs: undefined }, { start: false })).services;
 }
