@@ -4,16 +4,16 @@
  * the line of the node that is wrong. Validation stops at the first problem and
  * throws CONFIG_INVALID naming file:line, the field path and the fix.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode, type YAMLMap, type YAMLSeq } from 'yaml';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type YAMLMap } from 'yaml';
 import { TendError, errnoOf } from '../core/errors.js';
 import type { SignalName } from '../core/signals.js';
-import { MARKER_VARIABLE, type StrategyChoice } from '../core/types.js';
+import type { StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
-import { readDuration } from '../service/duration.js';
 import * as rules from '../service/rules.js';
+import { EnvReader } from './env-reader.js';
+import { asNode, configError, describe, type Entry, type YamlNode } from './yaml-reader.js';
 
 export * from '../service/definition.js';
 import { DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MS, DEFAULT_RESTART_MAX_BACKOFF_MS, type ReadyCheck, type RestartLimit, type RestartPolicy, type ServiceConfig, type StackConfig, type UnresponsiveConfig } from '../service/definition.js';
@@ -71,31 +71,8 @@ export function parseConfig(text: string, file: string): StackConfig {
   return reader.readStack();
 }
 
-/** A problem found in the file: thrown as CONFIG_INVALID. */
-function configError(file: string, line: number, field: string | undefined, message: string, fix: string): TendError {
-  return new TendError('CONFIG_INVALID', field === undefined ? { file, line, message, fix } : { file, line, field, message, fix });
-}
 
-/** A YAML value in the words a config author uses. */
-function describe(node: YamlNode | undefined): string {
-  if (node === undefined) return 'nothing';
-  if (isMap(node)) return 'a mapping';
-  if (isSeq(node)) return 'a list';
-  if (isAlias(node)) return `the alias *${node.source}, which names no anchor`;
-  if (isScalar(node)) {
-    const value = node.value;
-    if (value === null) return 'nothing';
-    if (typeof value === 'string') return JSON.stringify(value);
-    if (typeof value === 'number' || typeof value === 'boolean') return `${value} (${typeof value})`;
-  }
-  return 'a value of another type';
-}
 
-interface Entry {
-  readonly key: string;
-  readonly keyLine: number;
-  readonly value: YamlNode | undefined;
-}
 
 /** Names a service depends on, with the line of each, for the checks that need every service first. */
 interface Dependency {
@@ -103,13 +80,7 @@ interface Dependency {
   readonly line: number;
 }
 
-class ConfigReader {
-  constructor(
-    private readonly file: string,
-    private readonly dir: string,
-    private readonly doc: Document.Parsed,
-    private readonly lines: LineCounter,
-  ) {}
+class ConfigReader extends EnvReader {
 
   readStack(): StackConfig {
     const syntax = this.doc.errors[0];
@@ -243,12 +214,6 @@ class ConfigReader {
     };
   }
 
-  // Fields are checked in a fixed order (command first, then the order of
-  // readService's object), so a file with several problems always reports the same one.
-  private optional<T>(entry: Entry | undefined, read: (entry: Entry) => T): T | undefined {
-    return entry === undefined ? undefined : read(entry);
-  }
-
   /** `command: prog` (one program, never split) or `command: [prog, arg, ...]`; returns [prog, ...args]. */
   private readCommand(entry: Entry, path: string): string[] {
     const node = entry.value;
@@ -275,118 +240,12 @@ class ConfigReader {
     return [value];
   }
 
-  private readStringList(entry: Entry, path: string): string[] {
-    const node = entry.value;
-    if (!isSeq(node)) {
-      throw this.fail(node, entry.keyLine, path, `expected a list of strings, got ${describe(node)}`, `Write a list, e.g. \`${path.split('.').pop() ?? ''}: [--port, "3000"]\`.`);
-    }
-    return this.items(node).map((item, index) => {
-      const value = isScalar(item) ? item.value : undefined;
-      if (typeof value !== 'string' || value.includes('\0')) {
-        throw this.fail(item, entry.keyLine, `${path}[${index}]`, `expected a string, got ${describe(item)}`, 'Quote the item (numbers and booleans must be written as "3000", "true").');
-      }
-      return value;
-    });
-  }
-
   private readPath(entry: Entry, path: string, what: string): string {
     const value = isScalar(entry.value) ? entry.value.value : undefined;
     if (typeof value !== 'string' || value === '' || value.includes('\0')) {
       throw this.fail(entry.value, entry.keyLine, path, `expected the path of ${what}, got ${describe(entry.value)}`, `Give a path; a relative one is resolved against ${this.dir}.`);
     }
     return value;
-  }
-
-  private readEnv(entry: Entry, path: string): Record<string, string> {
-    const node = entry.value;
-    if (!isMap(node)) {
-      throw this.fail(node, entry.keyLine, path, `expected a mapping of variable names to strings, got ${describe(node)}`, 'Write `env: { NODE_ENV: production, PORT: "3000" }`.');
-    }
-    const env: Record<string, string> = {};
-    for (const pair of node.items) {
-      const keyNode = this.deref(asNode(pair.key));
-      const keyLine = this.lineOf(keyNode, entry.keyLine);
-      const name = isScalar(keyNode) ? keyNode.value : undefined;
-      if (typeof name !== 'string') {
-        throw configError(this.file, keyLine, `${path}.${String(name)}`, `expected a variable name, got ${describe(keyNode)}`, 'Quote the name.');
-      }
-      this.checkEnvName(name, keyLine, `${path}.${name}`);
-      const valueNode = this.deref(asNode(pair.value));
-      const value = isScalar(valueNode) ? valueNode.value : undefined;
-      if (typeof value !== 'string' || value.includes('\0')) {
-        const fix =
-          typeof value === 'number' || typeof value === 'boolean'
-            ? `Quote it: \`${name}: "${String(value)}"\` (numbers and booleans must be quoted; tend does not guess how to write them).`
-            : `Give a string, e.g. \`${name}: ""\` for an empty value.`;
-        throw this.fail(valueNode, keyLine, `${path}.${name}`, `expected a string, got ${describe(valueNode)}`, fix);
-      }
-      env[name] = value;
-    }
-    return env;
-  }
-
-  private checkEnvName(name: string, line: number, path: string, file = this.file): void {
-    if (name === '' || /[=\s\0]/.test(name)) {
-      throw configError(file, line, path, `invalid variable name ${JSON.stringify(name)}`, 'Use a name without "=", whitespace or NUL, e.g. DATABASE_URL.');
-    }
-    if (name === MARKER_VARIABLE) {
-      throw configError(file, line, path, `${MARKER_VARIABLE} is reserved: tend sets it on every child to find the whole tree`, `Remove ${MARKER_VARIABLE}.`);
-    }
-  }
-
-  /** `env_file: app.env` or a list of them, read in order (later files win). */
-  private readEnvFiles(entry: Entry, path: string): Record<string, string> {
-    const nodes = isSeq(entry.value) ? this.items(entry.value) : [entry.value];
-    const env: Record<string, string> = {};
-    nodes.forEach((node, index) => {
-      const itemPath = isSeq(entry.value) ? `${path}[${index}]` : path;
-      const name = isScalar(node) ? node.value : undefined;
-      if (typeof name !== 'string' || name === '' || name.includes('\0')) {
-        throw this.fail(node, entry.keyLine, itemPath, `expected the path of an env file, got ${describe(node)}`, 'Write `env_file: .env` or a list of paths.');
-      }
-      Object.assign(env, this.readEnvFile(name, this.lineOf(node, entry.keyLine), itemPath));
-    });
-    return env;
-  }
-
-  private readEnvFile(name: string, line: number, path: string): Record<string, string> {
-    const absolute = resolve(this.dir, name);
-    // Messages name the file as the user would find it from where they ran tend.
-    const shown = isAbsolute(name) ? name : join(dirname(this.file), name);
-    let text: string;
-    try {
-      text = readFileSync(absolute, 'utf8');
-    } catch (error) {
-      const code = errnoOf(error);
-      const message = code === 'ENOENT' ? `env file ${JSON.stringify(name)} does not exist (looked for ${absolute})` : `cannot read env file ${absolute} (${code ?? String(error)})`;
-      throw configError(this.file, line, path, message, `Create the file or correct the path; a relative path is resolved against ${this.dir}.`);
-    }
-    const env: Record<string, string> = {};
-    text.split(/\r?\n/).forEach((raw, index) => {
-      const lineNo = index + 1;
-      const trimmed = raw.trim();
-      if (trimmed === '' || trimmed.startsWith('#')) return;
-      const assignment = trimmed.replace(/^export\s+/, '');
-      const eq = assignment.indexOf('=');
-      if (eq <= 0) {
-        throw configError(shown, lineNo, path, `expected KEY=VALUE, got ${JSON.stringify(trimmed)}`, 'Write one KEY=VALUE per line; lines starting with # are comments.');
-      }
-      const key = assignment.slice(0, eq).trim();
-      this.checkEnvName(key, lineNo, path, shown);
-      env[key] = unquote(assignment.slice(eq + 1).trim());
-    });
-    return env;
-  }
-
-  private readInheritEnv(entry: Entry, path: string): boolean | string[] {
-    const node = entry.value;
-    if (isScalar(node) && typeof node.value === 'boolean') return node.value;
-    if (!isSeq(node)) {
-      throw this.fail(node, entry.keyLine, path, `expected true, false or a list of variable names, got ${describe(node)}`, 'Write `inherit_env: [PATH, HOME]` to pass just those, or `inherit_env: true` for everything.');
-    }
-    const names = this.readStringList(entry, path);
-    names.forEach((name, index) => this.checkEnvName(name, this.lineOf(this.items(node)[index], entry.keyLine), `${path}[${index}]`));
-    return names;
   }
 
   private readRestart(entry: Entry, path: string): RestartPolicy {
@@ -499,32 +358,6 @@ class ConfigReader {
     return this.readRule(rules.strategy, entry.value, entry.keyLine, path);
   }
 
-  /** A field that obeys one of the service rules: the rule's words, framed as file:line. */
-  private readRule<T>(rule: rules.Rule<T>, node: YamlNode | undefined, fallbackLine: number, path: string): T {
-    const value = isScalar(node) ? node.value : undefined;
-    const read = rule.read(value);
-    if (read === undefined) throw this.fail(node, fallbackLine, path, `expected ${rule.expected}, got ${describe(node)}`, rule.fix(value));
-    return read;
-  }
-
-
-  private readBoolean(entry: Entry, path: string): boolean {
-    const value = isScalar(entry.value) ? entry.value.value : undefined;
-    if (typeof value !== 'boolean') {
-      throw this.fail(entry.value, entry.keyLine, path, `expected true or false, got ${describe(entry.value)}`, 'Write true or false without quotes.');
-    }
-    return value;
-  }
-
-  /** "500ms", "5s", "2m", "1h" (decimals allowed: "1.5s") or a whole number of milliseconds. */
-  private readDuration(node: YamlNode | undefined, fallbackLine: number, path: string): number {
-    const reading = readDuration(isScalar(node) ? node.value : undefined);
-    if (!reading.ok) {
-      const problem = isScalar(node) ? reading.problem : `got ${describe(node)}`;
-      throw this.fail(node, fallbackLine, path, `expected a duration such as 500ms, 10s or 2m: ${problem}`, reading.fix);
-    }
-    return reading.ms;
-  }
 
   /** Every name in depends_on must be a service in this file, and the graph must be acyclic. */
   private checkDependencies(services: readonly ServiceConfig[], dependencies: ReadonlyMap<string, readonly Dependency[]>): void {
@@ -585,62 +418,6 @@ class ConfigReader {
     }
   }
 
-  /** The entries of a mapping by key, refusing keys not in `known` (with a did-you-mean). */
-  private entries<K extends string>(map: YAMLMap, parent: string | undefined, known: readonly K[]): Map<K, Entry> {
-    const result = new Map<K, Entry>();
-    const fallback = this.lineOf(map, 1);
-    for (const pair of map.items) {
-      const keyNode = this.deref(asNode(pair.key));
-      const keyLine = this.lineOf(keyNode, fallback);
-      const key = isScalar(keyNode) ? keyNode.value : undefined;
-      const path = parent === undefined ? String(key) : `${parent}.${String(key)}`;
-      if (typeof key !== 'string' || !(known as readonly string[]).includes(key)) {
-        const suggestion = typeof key === 'string' ? closest(key, known) : undefined;
-        throw configError(
-          this.file,
-          keyLine,
-          path,
-          `unknown field ${describe(keyNode)}`,
-          `${suggestion === undefined ? 'Remove it.' : `Did you mean \`${suggestion}\`?`} Known fields here: ${known.join(', ')}.`,
-        );
-      }
-      result.set(key as K, { key, keyLine, value: this.deref(asNode(pair.value)) });
-    }
-    return result;
-  }
-
-  private lookup(node: YamlNode | undefined, key: string): YamlNode | undefined {
-    if (!isMap(node)) return undefined;
-    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
-    return this.deref(asNode(pair?.value));
-  }
-
-  private items(seq: YAMLSeq): (YamlNode | undefined)[] {
-    return seq.items.map((item) => this.deref(asNode(item)));
-  }
-
-  /** An alias stands for the node its anchor names; an alias to nothing is left as is and fails as a wrong type. */
-  private deref(node: YamlNode | undefined): YamlNode | undefined {
-    return isAlias(node) ? (node.resolve(this.doc) ?? node) : node;
-  }
-
-  private lineOf(node: YamlNode | undefined, fallback: number): number {
-    const start = node?.range?.[0];
-    return start === undefined ? fallback : this.lines.linePos(start).line;
-  }
-
-  /** An error at `node`'s line, or at `fallbackLine` (the key's) when the value is absent. */
-  private fail(node: YamlNode | undefined, fallbackLine: number, field: string | undefined, message: string, fix: string): TendError {
-    return configError(this.file, this.lineOf(node, fallbackLine), field, message, fix);
-  }
 }
 
-function asNode(value: unknown): YamlNode | undefined {
-  return isNode(value) ? value : undefined;
-}
 
-/** Strips one pair of matching surrounding quotes, as shells and dotenv do. */
-function unquote(value: string): string {
-  if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) return value.slice(1, -1);
-  return value;
-}
