@@ -146,15 +146,15 @@ export class Lifecycle {
     // The tree is the service's from here on: a stop that came meanwhile finds it in service.handle.
     run.handle = handle;
     service.live = run;
+    // Its slot shows the pid from the moment the tree exists, stale run or not: a
+    // slot without a pid is one whose start has not spawned yet (`starting`).
+    const pid = commandPid(handle);
+    if (pid !== undefined) run.attachPid(pid);
     if (service.run !== run) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: 'it was stopped while starting' });
     service.lookSample = undefined;
     service.lastPercent = null;
     service.output.attach(handle, log);
-    const pid = commandPid(handle);
-    if (pid !== undefined) {
-      run.attachPid(pid);
-      service.output.writePidFile(pid);
-    }
+    if (pid !== undefined) service.output.writePidFile(pid);
     void handle.wait().then((status) => this.onExit(service, run, status));
     return handle;
   }
