@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { TendError } from '../core/errors.js';
 import { resolveStateDir } from '../registry/state-dir.js';
 import { connectDaemon } from '../daemon/client.js';
-import type { MethodName, ParamsOf, ResultOf } from '../daemon/methods.js';
+import type { MethodName, ParamsOf, ProgressOf, ResultOf, StartProgress } from '../daemon/methods.js';
 import type { ServiceConfig, StackConfig } from '../service/definition.js';
 import { definitionToJson } from '../supervisor/service-store.js';
 
@@ -12,29 +12,56 @@ export function stateDir(): string {
   return resolveStateDir(process.env);
 }
 
-export interface CallOptions {
+export interface CallOptions<M extends MethodName = MethodName> {
   /** Start the daemon when none runs. */
   readonly start: boolean;
+  /** Hears the method's progress (a start waiting in the queue), before the result. */
+  readonly onProgress?: ((progress: ProgressOf<M>) => void) | undefined;
 }
 
 /** One request to the daemon; the connection is closed afterwards. */
-export async function callDaemon<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions): Promise<ResultOf<M>> {
+export async function callDaemon<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions<M>): Promise<ResultOf<M>> {
   const { client } = await connectDaemon({ stateDir: stateDir(), start: options.start });
   try {
-    return await client.call(method, params);
+    return await client.call(method, params, { onProgress: options.onProgress });
   } finally {
     await client.close();
   }
 }
 
 /** Like callDaemon, but undefined when no daemon runs (for commands that only report). */
-export async function queryDaemonIfRunning<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M> | undefined> {
+export async function queryDaemonIfRunning<M extends MethodName>(method: M, params: ParamsOf<M>, onProgress?: (progress: ProgressOf<M>) => void): Promise<ResultOf<M> | undefined> {
   try {
-    return await callDaemon(method, params, { start: false });
+    return await callDaemon(method, params, { start: false, onProgress });
   } catch (error) {
     if (error instanceof TendError && error.code === 'DAEMON_NOT_RUNNING') return undefined;
     throw error;
   }
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
+}
+
+/**
+ * Says on stderr (stdout stays one JSON document with --json) that a start
+ * waits in the queue, at once, then each time its place changes. Ctrl-C
+ * ends this client, and the daemon withdraws the start that still waits.
+ */
+export function reportQueued(): (progress: StartProgress) => void {
+  const places = new Map<string, number>();
+  return (progress) => {
+    const before = places.get(progress.service);
+    if (before === progress.place) return;
+    places.set(progress.service, progress.place);
+    const line =
+      before === undefined
+        ? `${progress.service}: queued, ${progress.active_processes}/${progress.max_allowed} running, ${ordinal(progress.place)} in line; waiting (Ctrl-C cancels)`
+        : `${progress.service}: ${ordinal(progress.place)} in line`;
+    process.stderr.write(`${line}\n`);
+  };
 }
 
 export function printJson(value: unknown): void {

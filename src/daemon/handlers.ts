@@ -8,7 +8,7 @@ import type { ServiceConfig } from '../service/definition.js';
 import type { ServiceInfo } from '../supervisor/service-info.js';
 import type { StartOptions, Supervisor } from '../supervisor/supervisor.js';
 import type { MethodHandlers } from './dispatch.js';
-import type { DaemonDescription } from './methods.js';
+import type { DaemonDescription, StartProgress } from './methods.js';
 import type { DaemonPaths } from './paths.js';
 
 export interface HandlerHost {
@@ -19,8 +19,23 @@ export interface HandlerHost {
   shutdown(): void;
 }
 
-function startOptions(params: { queue?: boolean | undefined; freePort?: boolean | undefined; force?: boolean | undefined }): StartOptions {
-  return { queue: params.queue !== false, freePort: params.freePort === true, force: params.force === true };
+/**
+ * A start on behalf of a client: withdrawn when the client goes away while it
+ * still waits (the queue, dependencies), and telling the client its place in
+ * the queue as progress.
+ */
+function startOptions(
+  params: { queue?: boolean | undefined; freePort?: boolean | undefined; force?: boolean | undefined },
+  name: string,
+  context: { readonly signal: AbortSignal; readonly progress: (value: StartProgress) => void },
+): StartOptions {
+  return {
+    queue: params.queue !== false,
+    freePort: params.freePort === true,
+    force: params.force === true,
+    signal: context.signal,
+    onQueued: (place) => context.progress({ service: name, state: 'queued', ...place }),
+  };
 }
 
 export function daemonHandlers(host: HandlerHost): MethodHandlers {
@@ -29,32 +44,31 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
     ping: () => Promise.resolve(host.describe()),
     ps: () => Promise.resolve({ services: supervisor.list(), limit: supervisor.limitStatus() }),
     info: (params) => Promise.resolve(supervisor.info(params.name)),
-    define: async (params) => {
+    define: async (params, context) => {
       const definition = params.definition;
       const isNew = !supervisor.has(definition.name);
       supervisor.define(definition);
       if (params.start === false) return { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] };
       try {
-        return await supervisor.start(definition.name, startOptions(params));
+        return await supervisor.start(definition.name, startOptions(params, definition.name, context));
       } catch (error) {
         // A new service whose spec is invalid (no such command, missing cwd) is not kept: nothing of it was started.
         if (isNew && isTendError(error) && error.isUsageError) await supervisor.delete(definition.name);
         throw error;
       }
     },
-    start: (params) => supervisor.start(params.name, startOptions(params)),
+    start: (params, context) => supervisor.start(params.name, startOptions(params, params.name, context)),
     stop: async (params) => {
       const names = params.all === true ? supervisor.names() : (params.names ?? []);
       for (const name of names) supervisor.info(name); // SERVICE_UNKNOWN before anything is stopped
       return { services: await supervisor.stop(names, { timeoutMs: params.timeoutMs }) };
     },
-    restart: (params) => supervisor.restart(params.name, { ...startOptions(params), timeoutMs: params.timeoutMs }),
+    restart: (params, context) => supervisor.restart(params.name, { ...startOptions(params, params.name, context), timeoutMs: params.timeoutMs }),
     delete: (params) => supervisor.delete(params.name, { timeoutMs: params.timeoutMs }),
-    up: async (params) => {
+    up: async (params, context) => {
       const definitions = params.definitions;
       for (const definition of definitions) supervisor.define(definition);
-      const options = startOptions(params);
-      const results = await Promise.allSettled(definitions.map((d) => supervisor.start(d.name, options)));
+      const results = await Promise.allSettled(definitions.map((d) => supervisor.start(d.name, startOptions(params, d.name, context))));
       const errors = results.flatMap((r, i) => {
         if (r.status === 'fulfilled') return [];
         const body = isTendError(r.reason) ? r.reason.toBody() : new TendError('INTERNAL', { reason: String(r.reason) }).toBody();

@@ -9,11 +9,11 @@ import { array, boolean, integer, object, optional, string, type Infer, type Inp
 import { MAX_DURATION_MS } from '../service/duration.js';
 import type { ServiceConfig } from '../service/definition.js';
 import { SERVICE_NAME_PATTERN, SERVICE_NAME_RULE } from '../service/name.js';
-import type { LimiterStatus } from '../supervisor/limiter.js';
+import type { LimiterStatus, QueuePlace } from '../supervisor/limiter.js';
 import type { KillAllReport, ServiceInfo, StartReport } from '../supervisor/service-info.js';
 import { checkDefinition } from '../supervisor/service-store.js';
 
-export interface MethodSpec<P, I, R> {
+export interface MethodSpec<P, I, R, G = never> {
   readonly summary: string;
   /** A query answers at once; a command may wait (readiness, the queue, stop timeouts). */
   readonly kind: 'query' | 'command';
@@ -22,11 +22,23 @@ export interface MethodSpec<P, I, R> {
   readonly errors: readonly ErrorCode[];
   /** The result's type; never set at run time. */
   readonly result?: R;
+  /** The type of its progress frames, sent before the result (never, for a method that sends none); never set at run time. */
+  readonly progress?: G;
 }
 
-/** `method<Result>()({...})`: the result type is given, the params type is read off the schema. */
-function method<R>() {
-  return <P, I>(spec: Omit<MethodSpec<P, I, R>, 'result'>): MethodSpec<P, I, R> => spec;
+/** `method<Result, Progress>()({...})`: the result and progress types are given, the params type is read off the schema. */
+function method<R, G = never>() {
+  return <P, I>(spec: Omit<MethodSpec<P, I, R, G>, 'result' | 'progress'>): MethodSpec<P, I, R, G> => spec;
+}
+
+/**
+ * Progress of a start that waits in the limiter's queue (over `tend limit`):
+ * sent when it enters the queue and each time its place changes. `place` 1
+ * is next in line; `service` names the service (for `up`, one of several).
+ */
+export interface StartProgress extends QueuePlace {
+  readonly service: string;
+  readonly state: 'queued';
 }
 
 const name = string({ pattern: SERVICE_NAME_PATTERN, expected: `a service name (${SERVICE_NAME_RULE})` });
@@ -110,13 +122,13 @@ export const methods = {
     params: object({ name }),
     errors: serviceErrors,
   }),
-  define: method<StartReport>()({
+  define: method<StartReport, StartProgress>()({
     summary: 'add or replace a service definition, and start it unless start is false',
     kind: 'command',
     params: object({ definition, start: optional(boolean()), queue, freePort, force }),
     errors: [...startErrors, 'SERVICE_RUNNING', 'SPEC_OPTION_INVALID'],
   }),
-  start: method<StartReport>()({
+  start: method<StartReport, StartProgress>()({
     summary: 'start a defined service (and what it depends on)',
     kind: 'command',
     params: object({ name, queue, freePort, force }),
@@ -128,7 +140,7 @@ export const methods = {
     params: object({ names: optional(array(name)), all: optional(boolean()), timeoutMs }),
     errors: [...serviceErrors, 'STOP_FAILED'],
   }),
-  restart: method<StartReport>()({
+  restart: method<StartReport, StartProgress>()({
     summary: 'stop a service and start it again',
     kind: 'command',
     params: object({ name, queue, freePort, force, timeoutMs }),
@@ -140,7 +152,7 @@ export const methods = {
     params: object({ name, timeoutMs }),
     errors: [...serviceErrors, 'STOP_FAILED'],
   }),
-  up: method<UpResult>()({
+  up: method<UpResult, StartProgress>()({
     summary: 'define services and start them all; per-service errors are in the result',
     kind: 'command',
     params: object({ definitions: array(definition), queue }),
@@ -171,6 +183,8 @@ export type MethodName = keyof typeof methods;
 export type ParamsOf<M extends MethodName> = InputOf<(typeof methods)[M]['params']>;
 /** What a handler receives, checked. */
 export type CheckedParamsOf<M extends MethodName> = Infer<(typeof methods)[M]['params']>;
-export type ResultOf<M extends MethodName> = (typeof methods)[M] extends MethodSpec<unknown, unknown, infer R> ? R : never;
+export type ResultOf<M extends MethodName> = (typeof methods)[M] extends MethodSpec<unknown, unknown, infer R, unknown> ? R : never;
+/** What its progress frames hold (never: it sends none). */
+export type ProgressOf<M extends MethodName> = (typeof methods)[M] extends MethodSpec<unknown, unknown, unknown, infer G> ? G : never;
 
 export const methodNames = Object.keys(methods) as MethodName[];

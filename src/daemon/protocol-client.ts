@@ -16,6 +16,8 @@ export interface ConnectOptions {
 export interface RequestOptions {
   /** Overrides the connection's default request timeout. */
   readonly timeoutMs?: number;
+  /** Hears each progress frame of the request, before it resolves; a listener that throws is ignored. */
+  readonly onProgress?: ((progress: unknown) => void) | undefined;
 }
 
 export interface ProtocolClient {
@@ -30,6 +32,7 @@ interface Pending {
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: TendError) => void;
   readonly timer: NodeJS.Timeout;
+  readonly onProgress: ((progress: unknown) => void) | undefined;
   /** The slices of a result sent in parts, so far. */
   parts: string[];
   partBytes: number;
@@ -131,6 +134,15 @@ export async function connectProtocol(path: string, options: ConnectOptions): Pr
         takePart(response.id, response.part);
         continue;
       }
+      if (Object.hasOwn(response, 'progress') && !Object.hasOwn(response, 'ok')) {
+        const onProgress = pending.get(response.id)?.onProgress;
+        try {
+          onProgress?.(response.progress);
+        } catch {
+          // The caller's display failing must not lose the answer that follows.
+        }
+        continue;
+      }
       const entry = settle(response.id);
       if (!entry) continue;
       if (response.ok === true) {
@@ -175,7 +187,7 @@ export async function connectProtocol(path: string, options: ConnectOptions): Pr
           settle(id);
           reject(new TendError('PROTOCOL_TIMEOUT', { what: `answer ${method}`, timeoutMs }));
         }, timeoutMs);
-        pending.set(id, { method, resolve, reject, timer, parts: [], partBytes: 0 });
+        pending.set(id, { method, resolve, reject, timer, onProgress: requestOptions.onProgress, parts: [], partBytes: 0 });
         socket.write(line);
       });
     },

@@ -3,7 +3,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { TendError, errnoOf, isTendError } from '../core/errors.js';
 import { JsonTextStream } from './json-text-stream.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, LineSplitter, PROTOCOL_VERSION, SUPPORTED_VERSIONS, isPlainObject, isRequestId, protocolError, MAX_LINE_BYTES, type ProtocolErrorBody, type ProtocolHandler, type ProtocolHandlers, type ProtocolRequest } from './protocol.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, LineSplitter, PROGRESS_VERSION, PROTOCOL_VERSION, SUPPORTED_VERSIONS, isPlainObject, isRequestId, protocolError, MAX_LINE_BYTES, type ProtocolErrorBody, type ProtocolHandler, type ProtocolHandlers, type ProtocolRequest } from './protocol.js';
 
 export interface ServeOptions {
   /** Longest accepted request line in bytes (default 1 MiB). */
@@ -254,18 +254,34 @@ export async function serveProtocol(path: string, handlers: ProtocolHandlers, op
       socket.write(line);
     };
 
+    /** Progress for one request: only to a client that reads it, only until its answer, only what fits a line. */
+    const progressOf = (request: ProtocolRequest, answered: () => boolean) => (value: unknown): void => {
+      if (request.v < PROGRESS_VERSION || answered() || socket.destroyed || !socket.writable) return;
+      let line: string;
+      try {
+        line = encodeLine({ v: request.v, id: request.id, progress: value ?? null });
+      } catch {
+        return;
+      }
+      // Advice, not an answer: never waits for a slow reader, and one too long is dropped.
+      if (Buffer.byteLength(line) - 1 <= maxLineBytes) socket.write(line);
+    };
+
     const run = async (request: ProtocolRequest, handler: ProtocolHandler): Promise<void> => {
       const controller = new AbortController();
       running.add(controller);
       ownRequests.add(controller);
+      let answered = false;
       try {
         let result: unknown;
         try {
-          result = await handler(request.params, { signal: controller.signal });
+          result = await handler(request.params, { signal: controller.signal, progress: progressOf(request, () => answered) });
         } catch (error) {
+          answered = true;
           sendError(request.v, request.id, errorBodyOf(error));
           return;
         }
+        answered = true;
         await writeResult(socket, request, result ?? null, maxLineBytes);
       } finally {
         running.delete(controller);

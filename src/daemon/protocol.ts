@@ -2,12 +2,18 @@
  * The daemon's wire protocol: newline-delimited JSON over a Unix socket in the
  * state directory, independent of what the methods do.
  *
- *   request   { "v": 2, "id": 7, "method": "status", "params": {} }
- *   response  { "v": 2, "id": 7, "ok": true, "result": ... }
- *             { "v": 2, "id": 7, "ok": false, "error": { "code", "message", "details"? } }
+ *   request   { "v": 3, "id": 7, "method": "status", "params": {} }
+ *   progress  { "v": 3, "id": 7, "progress": ... }                        (none or more, before the response)
+ *   response  { "v": 3, "id": 7, "ok": true, "result": ... }
+ *             { "v": 3, "id": 7, "ok": false, "error": { "code", "message", "details"? } }
  *   or, for a result whose JSON text does not fit one line:
- *             { "v": 2, "id": 7, "part": "<a slice of the result's JSON text>" }   (one or more)
- *             { "v": 2, "id": 7, "ok": true, "parts": <how many> }
+ *             { "v": 3, "id": 7, "part": "<a slice of the result's JSON text>" }   (one or more)
+ *             { "v": 3, "id": 7, "ok": true, "parts": <how many> }
+ *
+ * A progress frame tells the client how a request that waits is getting on
+ * (a start queued under the limit: its place in line); what it holds is the
+ * method's progress type in the method table. Progress is advice: a frame
+ * that does not fit one line is dropped, and none follows the response.
  *
  * A connection carries many requests at once; responses come back in the
  * order handlers finish and are matched by `id` (the parts of different
@@ -24,10 +30,13 @@
  * one, so a result's full text never sits in the daemon's memory. The
  * client joins the slices and parses once, refusing more than 256 MiB.
  *
- * Versions: version 2 added the part frames. The daemon answers a version 1
- * request as version 1 did, on one line; a result too large for one line is
- * refused with PROTOCOL_VERSION (a version 1 client cannot read parts). A
- * version 2 client talking to a version 1 daemon gets PROTOCOL_VERSION from it.
+ * Versions: version 2 added the part frames, version 3 the progress frames.
+ * A request carries the version its client speaks, and the daemon answers in
+ * it: a version 1 or 2 request gets no progress frames (its client would not
+ * know them), and a version 1 request gets its result on one line, as version
+ * 1 did; a result too large for one line is refused with PROTOCOL_VERSION (a
+ * version 1 client cannot read parts). A client talking to a daemon older
+ * than itself gets PROTOCOL_VERSION from it.
  *
  * Codes a response may carry besides TendError codes: PROTOCOL_ERROR,
  * PROTOCOL_VERSION, UNKNOWN_METHOD, INTERNAL. Codes raised locally (never
@@ -37,10 +46,13 @@
  */
 import { TendError, type ErrorBody } from '../core/errors.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
-/** The versions a daemon answers: version 1 clients get every result on one line, or PROTOCOL_VERSION. */
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+/** The versions a daemon answers: version 1 clients get every result on one line, or PROTOCOL_VERSION; versions 1 and 2 get no progress. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
+
+/** The first version whose clients read progress frames. */
+export const PROGRESS_VERSION = 3;
 
 /** The most a client takes in one response (the sum of its parts), in bytes. */
 export const MAX_RESULT_BYTES = 256 * 1024 * 1024;
@@ -71,6 +83,12 @@ export type ProtocolResponse =
 export interface HandlerContext {
   /** Aborts when the server closes or the requesting client disconnects. */
   readonly signal: AbortSignal;
+  /**
+   * Sends a progress frame before the response, if the client speaks a
+   * version that knows them (else nothing is sent). Never throws; a call
+   * after the response was sent, or once the client is gone, does nothing.
+   */
+  readonly progress: (value: unknown) => void;
 }
 
 export type ProtocolHandler = (params: unknown, context: HandlerContext) => Promise<unknown>;

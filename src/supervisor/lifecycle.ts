@@ -14,10 +14,10 @@ import type { ProcessTable } from '../platform/proc-table.js';
 import type { ServiceConfig } from '../service/definition.js';
 import { waitForDependencies } from './dependencies.js';
 import { HealthWatch } from './health.js';
-import type { ConcurrencyLimiter } from './limiter.js';
+import type { ConcurrencyLimiter, QueuePlace } from './limiter.js';
 import { clearPorts, foreignListener, type PortOptions } from './ports.js';
 import { waitUntilReady } from './readiness.js';
-import { Run } from './run.js';
+import { Run, WITHDRAWN_REASON } from './run.js';
 import type { FreedPort, ServiceState } from './service-info.js';
 import type { ServiceStore, StoredOutcome } from './service-store.js';
 import type { SupervisedService } from './supervised-service.js';
@@ -25,6 +25,14 @@ import type { SupervisedService } from './supervised-service.js';
 export interface StartOptions extends PortOptions {
   /** Wait for a slot under the limit (default), or refuse with LIMIT_REACHED. */
   readonly queue?: boolean | undefined;
+  /**
+   * The requesting client's: when it aborts (the client went away) before the
+   * tree is spawned, and no other start still wants the run, the start is
+   * withdrawn. None: the start is kept whatever happens.
+   */
+  readonly signal?: AbortSignal | undefined;
+  /** Told when the start waits in the limiter's queue, and when its place there changes. */
+  readonly onQueued?: ((place: QueuePlace) => void) | undefined;
 }
 
 export interface SupervisorEvents {
@@ -81,6 +89,7 @@ export class Lifecycle {
     const run = new Run();
     service.run = run;
     service.launching = run;
+    run.keepFor(options.signal, options.onQueued);
     try {
       return await this.#startRun(service, run, options);
     } finally {
@@ -100,6 +109,8 @@ export class Lifecycle {
       const freed = await clearPorts(definition, options, { table: this.#context.table, stopService: (id) => this.#stopOwnerOf(id) });
       await run.acquireSlot(this.#context.limiter, { key: definition.name, exempt: definition.exemptFromLimit, queue: options.queue ?? true });
       if (service.run !== run) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: 'it was stopped while starting' });
+      // The last client may have left between the slot's grant and here: checked, then withdrawal ends for this run.
+      run.commitToSpawn();
       this.setState(service, 'starting', null);
       const handle = await this.#spawn(service, run);
       if (definition.ready) await this.#awaitReady(service, run, handle);
@@ -115,6 +126,10 @@ export class Lifecycle {
           service.run = undefined;
           service.wanted = false;
           this.persist(service);
+          if (run.withdrawn) {
+            this.setState(service, 'stopped', WITHDRAWN_REASON);
+            throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: WITHDRAWN_REASON });
+          }
           const refused = isTendError(error, 'LIMIT_REACHED');
           this.setState(service, refused ? 'stopped' : 'failed', error instanceof Error ? error.message : String(error));
         }
@@ -131,15 +146,15 @@ export class Lifecycle {
     // The tree is the service's from here on: a stop that came meanwhile finds it in service.handle.
     run.handle = handle;
     service.live = run;
+    // Its slot shows the pid from the moment the tree exists, stale run or not: a
+    // slot without a pid is one whose start has not spawned yet (`starting`).
+    const pid = commandPid(handle);
+    if (pid !== undefined) run.attachPid(pid);
     if (service.run !== run) throw new TendError('SERVICE_START_FAILED', { name: definition.name, reason: 'it was stopped while starting' });
     service.lookSample = undefined;
     service.lastPercent = null;
     service.output.attach(handle, log);
-    const pid = commandPid(handle);
-    if (pid !== undefined) {
-      run.attachPid(pid);
-      service.output.writePidFile(pid);
-    }
+    if (pid !== undefined) service.output.writePidFile(pid);
     void handle.wait().then((status) => this.onExit(service, run, status));
     return handle;
   }

@@ -7,7 +7,11 @@
  * stops anything: a lower limit only makes new starts wait.
  *
  * Pure bookkeeping: no processes, no timers. The caller attaches the pid once
- * it has one, so `status()` can list it.
+ * it has one, so `status()` can list it. A slot is taken before the spawn
+ * (and the spawn of a contained tree, with its record and the reaper's
+ * registration, takes a while under load), so some counted slots have no pid
+ * yet: `status()` counts them as `starting`, and always
+ * `active_processes == active_pids.length + starting`.
  */
 import { TendError } from '../core/errors.js';
 
@@ -21,7 +25,17 @@ export interface AcquireOptions {
   /** Wait for a free slot (the default); `false` refuses at once with LIMIT_REACHED. */
   readonly queue?: boolean;
   /** Aborting leaves the queue: acquire() rejects with the abort reason and takes no slot. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
+  /** Told when the start enters the queue, and again each time its place (1 = next in line) changes. */
+  readonly onQueued?: ((place: QueuePlace) => void) | undefined;
+}
+
+/** Where a waiting start stands: its place in line (1 = next) and what holds it back. */
+export interface QueuePlace {
+  readonly place: number;
+  readonly queued: number;
+  readonly active_processes: number;
+  readonly max_allowed: number;
 }
 
 /** One slot (or an exempt pass) held by a start. */
@@ -46,6 +60,8 @@ export interface LimiterStatus {
   readonly can_start_new: boolean;
   /** Pids attached to counted leases, ascending. Exempt processes are not listed, as they are not counted. */
   readonly active_pids: number[];
+  /** Counted slots whose start has not spawned its tree yet (no pid to list): active_processes = active_pids.length + starting. */
+  readonly starting: number;
   readonly queued: number;
 }
 
@@ -55,6 +71,7 @@ interface Waiter {
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
+  readonly onQueued: ((place: QueuePlace) => void) | undefined;
 }
 
 class SlotLease implements Lease {
@@ -107,7 +124,7 @@ export class ConcurrencyLimiter {
    * reason (aborted before or while queued).
    */
   async acquire(options: AcquireOptions): Promise<Lease> {
-    const { key, exempt = false, queue = true, signal } = options;
+    const { key, exempt = false, queue = true, signal, onQueued } = options;
     signal?.throwIfAborted();
     if (exempt) return new SlotLease(key, true, () => {});
     // A non-empty queue means every slot is taken (#admitWaiters runs after
@@ -115,9 +132,10 @@ export class ConcurrencyLimiter {
     if (this.#active.size < this.#max && this.#queue.length === 0) return this.#grant(key);
     if (!queue) throw new TendError('LIMIT_REACHED', { key, active: this.#active.size, max: this.#max });
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { key, resolve, reject, signal, onAbort: () => this.#abandon(waiter) };
+      const waiter: Waiter = { key, resolve, reject, signal, onAbort: () => this.#abandon(waiter), onQueued };
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
       this.#queue.push(waiter);
+      this.#announcePlaces(this.#queue.length - 1);
     });
   }
 
@@ -139,6 +157,7 @@ export class ConcurrencyLimiter {
       utilization_percent: Math.round((active / this.#max) * 100),
       can_start_new: active < this.#max && this.#queue.length === 0,
       active_pids: pids.sort((a, b) => a - b),
+      starting: active - pids.length,
       queued: this.#queue.length,
     };
   }
@@ -159,6 +178,20 @@ export class ConcurrencyLimiter {
     if (index === -1) return;
     this.#queue.splice(index, 1);
     waiter.reject(waiter.signal?.reason);
+    this.#announcePlaces(index);
+  }
+
+  /** Tells each waiter from `from` on its place; a listener that throws cannot break the queue. */
+  #announcePlaces(from: number): void {
+    const queued = this.#queue.length;
+    for (let i = from; i < queued; i++) {
+      const waiter = this.#queue[i];
+      try {
+        waiter?.onQueued?.({ place: i + 1, queued, active_processes: this.#active.size, max_allowed: this.#max });
+      } catch {
+        // Progress is advice to a client; the queue's order does not depend on it.
+      }
+    }
   }
 
   #grant(key: string): SlotLease {
@@ -175,11 +208,14 @@ export class ConcurrencyLimiter {
   // calling acquire() in between would find the slot free and take it ahead
   // of the queue.
   #admitWaiters(): void {
+    let admitted = 0;
     while (this.#active.size < this.#max) {
       const waiter = this.#queue.shift();
-      if (waiter === undefined) return;
+      if (waiter === undefined) break;
+      admitted++;
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(this.#grant(waiter.key));
     }
+    if (admitted > 0) this.#announcePlaces(0);
   }
 }

@@ -21,6 +21,7 @@ import type { ServiceConfig } from '../service/definition.js';
 import { dependencyClosure, describeCycle, findCycle, stopWaves, type DependsOn } from '../service/graph.js';
 import { Lifecycle, type StartOptions, type SupervisorEvents } from './lifecycle.js';
 import { ConcurrencyLimiter, type LimiterStatus } from './limiter.js';
+import { WITHDRAWN_REASON } from './run.js';
 import { logPathOf } from './output.js';
 import type { RotatingLogOptions } from './rotating-log.js';
 import type { KillAllReport, ServiceInfo, ServiceState, StartReport } from './service-info.js';
@@ -190,10 +191,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   async start(name: string, options: StartOptions = {}): Promise<StartReport> {
     const service = this.#get(name);
+    // A run of it already waits (another client's start): this start keeps it too, so that one client leaving withdraws nothing the other still wants.
+    service.launching?.keepFor(options.signal, options.onQueued);
     this.#startDependencies(service, options);
     const ticket = service.work.ticket();
     return service.work.exclusive(async () => {
       this.#lifecycle.checkStillWanted(service, ticket);
+      this.#checkClientStayed(service, options);
       if (service.handle || service.work.backingOff) {
         service.wanted = true;
         this.#lifecycle.persist(service);
@@ -203,11 +207,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
-  /** Dependencies that are not running are started too; a port of theirs is freed only by their own start. */
+  /** A start that waited for the service's lock while its client went away starts nothing. */
+  #checkClientStayed(service: SupervisedService, options: StartOptions): void {
+    if (options.signal?.aborted) throw new TendError('SERVICE_START_FAILED', { name: service.name, reason: WITHDRAWN_REASON });
+  }
+
+  /**
+   * Dependencies that are not running are started too; a port of theirs is
+   * freed only by their own start. They are kept by this start's client as
+   * well: withdrawn with it when nobody else asked for them.
+   */
   #startDependencies(service: SupervisedService, options: StartOptions): void {
     for (const name of dependencyClosure(service.name, this.#dependsOn)) {
       const dependency = this.#services.get(name);
-      if (dependency && dependency !== service && !dependency.wanted) void this.start(dependency.name, { queue: options.queue }).catch(() => undefined);
+      if (!dependency || dependency === service) continue;
+      if (!dependency.wanted) void this.start(dependency.name, { queue: options.queue, signal: options.signal }).catch(() => undefined);
+      else dependency.launching?.keepFor(options.signal);
     }
   }
 
@@ -258,6 +273,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // One body for stop and start: a stop that comes meanwhile waits for both, then wins.
     return service.work.exclusive(async () => {
       this.#lifecycle.checkStillWanted(service, ticket);
+      this.#checkClientStayed(service, options);
       await this.#lifecycle.stop(service, options.timeoutMs, false);
       return this.#startNow(service, options);
     });

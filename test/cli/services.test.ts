@@ -61,6 +61,7 @@ interface LimitStatus {
   utilization_percent: number;
   can_start_new: boolean;
   active_pids: number[];
+  starting: number;
   queued: number;
   old_limit?: number;
   new_limit?: number;
@@ -106,12 +107,12 @@ function assertServiceShape(s: ServiceInfo, what = 'service'): void {
 }
 
 function assertLimitShape(l: LimitStatus): void {
-  for (const key of ['active_processes', 'max_allowed', 'utilization_percent', 'can_start_new', 'active_pids', 'queued']) {
+  for (const key of ['active_processes', 'max_allowed', 'utilization_percent', 'can_start_new', 'active_pids', 'starting', 'queued']) {
     assert.ok(key in l, `limit status has no key ${key}: ${JSON.stringify(l)}`);
   }
   assert.equal(typeof l.can_start_new, 'boolean');
   assert.ok(Array.isArray(l.active_pids));
-  assert.equal(l.active_processes, l.active_pids.length, `active_processes ${l.active_processes} vs active_pids ${l.active_pids.join(' ')}`);
+  assert.equal(l.active_processes, l.active_pids.length + l.starting, `active_processes ${l.active_processes} vs active_pids ${l.active_pids.join(' ')} and ${l.starting} starting`);
 }
 
 // ------------------------------------------------------------ the harness --
@@ -714,6 +715,34 @@ test('limit and queue under load: --no-queue refuses, a queued start waits and r
     assert.equal(report.service.state, 'running');
     const ps = await s.ps();
     assert.deepEqual(ps.services.map((x) => [x.name, x.state]).sort(), [['q1', 'stopped'], ['q2', 'running'], ['q3', 'running']]);
+  });
+});
+
+test('a queued start says so on stderr at once; Ctrl-C withdraws it, and it never starts, even once the slot frees', async () => {
+  await withState(async (s) => {
+    await s.json(['limit', '1']);
+    await s.json(['start', 'a', ...s.mark, '--', 'sleep', '1000']);
+    const waiting = s.spawn(['start', 'b', '--json', ...s.mark, '--', 'sleep', '1000']);
+    s.background.push(waiting);
+    await waiting.waitForOutput(/b: queued, 1\/1 running, 1st in line; waiting \(Ctrl-C cancels\)\n/, 15_000, 'stderr');
+    assert.equal(waiting.stdout, '', 'the queued line went to stdout, where --json prints its one document');
+    waiting.child.kill('SIGINT');
+    const ended = await withDeadline(waiting.exited, { what: 'the queued start to end on SIGINT', timeoutMs: 15_000 });
+    assert.ok(ended.signal === 'SIGINT' || ended.code === 130, `tend start was not ended by Ctrl-C: ${JSON.stringify(ended)}`);
+    await waitFor(async () => (await s.service('b')).state === 'stopped', { what: 'b to be withdrawn', ...DAEMON_POLL });
+    const b = await s.service('b');
+    assert.match(b.reason ?? '', /withdrawn: the client went away/);
+    const stored = JSON.parse(readFileSync(join(s.dir, 'services', 'b.json'), 'utf8')) as { wanted: boolean };
+    assert.equal(stored.wanted, false, 'a withdrawn service is not wanted: a new daemon would not start it');
+    assert.equal((await s.json<LimitStatus>(['limit'])).queued, 0);
+
+    await s.json(['stop', 'a']);
+    // A start still queued is granted the slot by the stop itself: by now it would be starting or running.
+    const limit = await s.json<LimitStatus>(['limit']);
+    assertLimitShape(limit);
+    assert.deepEqual({ active: limit.active_processes, queued: limit.queued }, { active: 0, queued: 0 });
+    assert.equal((await s.service('b')).state, 'stopped');
+    assert.deepEqual(s.survivors().map((p) => p.cmdline), [], 'b runs after all');
   });
 });
 

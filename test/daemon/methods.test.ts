@@ -7,6 +7,7 @@ import { protocolHandlersOf, type MethodHandlers } from '../../src/daemon/dispat
 import { methodNames, methods } from '../../src/daemon/methods.js';
 
 const signal = new AbortController().signal;
+const context = { signal, progress: (): void => undefined };
 
 /** Handlers that record what reached them; every method answers null. */
 function recordingHandlers(seen: unknown[]): MethodHandlers {
@@ -40,7 +41,7 @@ test('params that do not fit the table never reach the handler', async () => {
   for (const [method, params, field] of cases) {
     const handler = handlers[method];
     assert.ok(handler, method);
-    await assert.rejects(handler(params, { signal }), (error: unknown) => isTendError(error, 'SPEC_OPTION_INVALID') && error.details.field === field, `${method} ${JSON.stringify(params)}`);
+    await assert.rejects(handler(params, context), (error: unknown) => isTendError(error, 'SPEC_OPTION_INVALID') && error.details.field === field, `${method} ${JSON.stringify(params)}`);
   }
   assert.deepEqual(seen, []);
 });
@@ -48,8 +49,8 @@ test('params that do not fit the table never reach the handler', async () => {
 test('params that fit reach the handler checked, optional ones left out when absent', async () => {
   const seen: unknown[] = [];
   const handlers = protocolHandlersOf(recordingHandlers(seen));
-  await handlers.stop?.({ names: ['web', 'db'], timeoutMs: 500 }, { signal });
-  await handlers.limit?.({}, { signal });
+  await handlers.stop?.({ names: ['web', 'db'], timeoutMs: 500 }, context);
+  await handlers.limit?.({}, context);
   assert.deepEqual(seen, [
     { name: 'stop', params: { names: ['web', 'db'], timeoutMs: 500 } },
     { name: 'limit', params: {} },

@@ -454,3 +454,35 @@ test('a result that cannot be encoded part-way through becomes INTERNAL, and the
     await client.close();
   });
 });
+
+test('progress frames reach onProgress in order before the result; clients of versions 1 and 2 get none', async () => {
+  const handlers: ProtocolHandlers = {
+    slow: (params, context) => {
+      context.progress({ step: 1 });
+      context.progress({ step: 2 });
+      return Promise.resolve(params);
+    },
+  };
+  await withServer(handlers, async (_server, path) => {
+    const client = await connectProtocol(path, { timeoutMs: TIMEOUT_MS });
+    const heard: unknown[] = [];
+    const result = await client.request('slow', { a: 1 }, { onProgress: (progress) => heard.push(progress) });
+    assert.deepEqual(result, { a: 1 });
+    assert.deepEqual(heard, [{ step: 1 }, { step: 2 }]);
+    // A listener that throws loses neither the answer nor the connection.
+    const kept = await client.request('slow', { a: 2 }, { onProgress: () => { throw new Error('display broke'); } });
+    assert.deepEqual(kept, { a: 2 });
+    await client.close();
+
+    const raw = await RawConnection.open(path);
+    raw.send(`${JSON.stringify({ v: PROTOCOL_VERSION, id: 1, method: 'slow', params: {} })}\n`);
+    assert.deepEqual(await raw.next(), { v: PROTOCOL_VERSION, id: 1, progress: { step: 1 } });
+    assert.deepEqual(await raw.next(), { v: PROTOCOL_VERSION, id: 1, progress: { step: 2 } });
+    assert.deepEqual(await raw.next(), { v: PROTOCOL_VERSION, id: 1, ok: true, result: {} });
+    for (const v of [1, 2]) {
+      raw.send(`${JSON.stringify({ v, id: 10 + v, method: 'slow', params: { v } })}\n`);
+      assert.deepEqual(await raw.next(), { v, id: 10 + v, ok: true, result: { v } }, `a version ${v} client got a progress frame`);
+    }
+    raw.close();
+  });
+});

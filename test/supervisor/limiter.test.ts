@@ -37,7 +37,7 @@ test('20 starts with a limit of 3: never more than 3 run, and they are admitted 
   );
   assert.deepEqual(admitted, Array.from({ length: 20 }, (_, i) => i));
   assert.equal(most, 3);
-  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 3, utilization_percent: 0, can_start_new: true, active_pids: [], queued: 0 });
+  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 3, utilization_percent: 0, can_start_new: true, active_pids: [], starting: 0, queued: 0 });
 });
 
 test('a freed slot goes to the first waiter, not to a start that arrives after the release', async () => {
@@ -81,7 +81,7 @@ test('exempt starts never wait, are never refused, and are not counted', async (
   const refusedIfCounted = await limiter.acquire({ key: 'cache', exempt: true, queue: false });
   exempt.attach(200);
   assert.equal(exempt.exempt, true);
-  assert.deepEqual(limiter.status(), { active_processes: 1, max_allowed: 1, utilization_percent: 100, can_start_new: false, active_pids: [100], queued: 1 });
+  assert.deepEqual(limiter.status(), { active_processes: 1, max_allowed: 1, utilization_percent: 100, can_start_new: false, active_pids: [100], starting: 0, queued: 1 });
   // Releasing an exempt lease frees nothing, so the waiter keeps waiting.
   exempt.release();
   refusedIfCounted.release();
@@ -116,7 +116,7 @@ test('an already aborted signal rejects without queuing or taking a slot', async
   const limiter = new ConcurrencyLimiter(1);
   const reason = new Error('too late');
   await assert.rejects(limiter.acquire({ key: 'a', signal: AbortSignal.abort(reason) }), (error) => error === reason);
-  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 1, utilization_percent: 0, can_start_new: true, active_pids: [], queued: 0 });
+  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 1, utilization_percent: 0, can_start_new: true, active_pids: [], starting: 0, queued: 0 });
 });
 
 test('raising the limit admits waiters at once, in order', async () => {
@@ -129,7 +129,7 @@ test('raising the limit admits waiters at once, in order', async () => {
     waiters.map((w) => w.lease?.key),
     ['b', 'c', undefined],
   );
-  assert.deepEqual(limiter.status(), { active_processes: 3, max_allowed: 3, utilization_percent: 100, can_start_new: false, active_pids: [], queued: 1 });
+  assert.deepEqual(limiter.status(), { active_processes: 3, max_allowed: 3, utilization_percent: 100, can_start_new: false, active_pids: [], starting: 3, queued: 1 });
 });
 
 test('lowering the limit stops nothing; new starts wait until the running count is below it', async () => {
@@ -137,7 +137,7 @@ test('lowering the limit stops nothing; new starts wait until the running count 
   const leases = await Promise.all(['a', 'b', 'c'].map((key) => limiter.acquire({ key })));
   leases.forEach((lease, i) => lease.attach(10 + i));
   assert.equal(limiter.setMax(1), 3);
-  assert.deepEqual(limiter.status(), { active_processes: 3, max_allowed: 1, utilization_percent: 300, can_start_new: false, active_pids: [10, 11, 12], queued: 0 });
+  assert.deepEqual(limiter.status(), { active_processes: 3, max_allowed: 1, utilization_percent: 300, can_start_new: false, active_pids: [10, 11, 12], starting: 0, queued: 0 });
   const waiter = track(limiter.acquire({ key: 'd' }));
   leases[0]?.release();
   leases[1]?.release();
@@ -151,13 +151,14 @@ test('lowering the limit stops nothing; new starts wait until the running count 
 
 test('status has exactly the documented snake_case keys and integer percentages', async () => {
   const limiter = new ConcurrencyLimiter();
-  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 5, utilization_percent: 0, can_start_new: true, active_pids: [], queued: 0 });
+  assert.deepEqual(limiter.status(), { active_processes: 0, max_allowed: 5, utilization_percent: 0, can_start_new: true, active_pids: [], starting: 0, queued: 0 });
   assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(limiter.status())) as object), [
     'active_processes',
     'max_allowed',
     'utilization_percent',
     'can_start_new',
     'active_pids',
+    'starting',
     'queued',
   ]);
   limiter.setMax(3);
@@ -167,6 +168,7 @@ test('status has exactly the documented snake_case keys and integer percentages'
   const second = await limiter.acquire({ key: 'b' });
   assert.equal(limiter.status().utilization_percent, 67);
   assert.deepEqual(limiter.status().active_pids, [4242], 'a lease without a pid counts but lists no pid');
+  assert.equal(limiter.status().starting, 1, 'a lease without a pid is counted as starting');
   second.attach(17);
   first.attach(4243);
   assert.deepEqual(limiter.status().active_pids, [17, 4243], 'ascending, and attach replaces the pid');
@@ -208,7 +210,7 @@ test('drainQueue rejects every waiter with the reason and leaves running leases 
     [reason, reason],
   );
   controller.abort();
-  assert.deepEqual(limiter.status(), { active_processes: 1, max_allowed: 1, utilization_percent: 100, can_start_new: false, active_pids: [], queued: 0 });
+  assert.deepEqual(limiter.status(), { active_processes: 1, max_allowed: 1, utilization_percent: 100, can_start_new: false, active_pids: [], starting: 1, queued: 0 });
   assert.equal(limiter.drainQueue(reason), 0);
   holder.release();
   const again = await limiter.acquire({ key: 'd', queue: false });
@@ -227,4 +229,49 @@ test('the limit must be a positive integer', () => {
   assert.throws(() => limiter.setMax(0), (error) => isTendError(error, 'SPEC_OPTION_INVALID'));
   assert.equal(limiter.max, 2, 'a rejected setMax leaves the limit unchanged');
   assert.equal(new ConcurrencyLimiter().max, 5);
+});
+
+test('every counted slot is either listed by its pid or counted as starting, whatever order grants, attaches and releases come in', async () => {
+  const limiter = new ConcurrencyLimiter(4);
+  const check = (what: string): void => {
+    const status = limiter.status();
+    assert.equal(status.active_processes, status.active_pids.length + status.starting, `${what}: ${JSON.stringify(status)}`);
+  };
+  const leases = await Promise.all(['a', 'b', 'c', 'd'].map((key) => limiter.acquire({ key })));
+  check('all granted, none spawned');
+  assert.equal(limiter.status().starting, 4);
+  leases[0]?.attach(10);
+  leases[2]?.attach(12);
+  check('two spawned');
+  assert.deepEqual(limiter.status().active_pids, [10, 12]);
+  assert.equal(limiter.status().starting, 2);
+  leases[1]?.release();
+  leases[0]?.release();
+  leases[0]?.attach(99);
+  check('one released before it spawned, one after; a late attach is ignored');
+  assert.deepEqual({ pids: limiter.status().active_pids, starting: limiter.status().starting }, { pids: [12], starting: 1 });
+});
+
+test('a queued start hears its place when it enters the queue and each time it moves up; leaving the queue moves the rest', async () => {
+  const limiter = new ConcurrencyLimiter(1);
+  const holder = await limiter.acquire({ key: 'a' });
+  const places: Record<string, number[]> = { b: [], c: [], d: [] };
+  const controller = new AbortController();
+  const b = track(limiter.acquire({ key: 'b', onQueued: (p) => places.b?.push(p.place) }));
+  const c = limiter.acquire({ key: 'c', signal: controller.signal, onQueued: (p) => places.c?.push(p.place) });
+  const d = track(limiter.acquire({ key: 'd', onQueued: (p) => {
+    places.d?.push(p.place);
+    assert.deepEqual({ active: p.active_processes, max: p.max_allowed }, { active: 1, max: 1 });
+  } }));
+  assert.deepEqual(places, { b: [1], c: [2], d: [3] });
+  controller.abort(new Error('client gone'));
+  await assert.rejects(c, /client gone/);
+  assert.deepEqual(places, { b: [1], c: [2], d: [3, 2] }, 'd moves up when c leaves');
+  holder.release();
+  await settle();
+  assert.equal(b.lease?.key, 'b');
+  assert.deepEqual(places.d, [3, 2, 1], 'd moves up when b is admitted');
+  b.lease?.release();
+  await settle();
+  assert.equal(d.lease?.key, 'd');
 });

@@ -12,7 +12,9 @@ wait. The limit is kept in the state directory (default 16).
 
 Options:
       --json   print one JSON document: active_processes, max_allowed,
-               utilization_percent, can_start_new, active_pids, queued
+               utilization_percent, can_start_new, active_pids, starting
+               (slots taken by starts not spawned yet: active_processes is
+               always active_pids' length plus starting), queued
                (and old_limit, new_limit when it was changed)
   -h, --help   show this help`;
 
@@ -38,7 +40,7 @@ async function limit(text: string | undefined, json: boolean): Promise<number> {
   }
   if (status.old_limit !== undefined) process.stdout.write(`limit changed: ${status.old_limit} -> ${status.new_limit}\n`);
   process.stdout.write(
-    `${status.active_processes}/${status.max_allowed} running (${status.utilization_percent}%), ${status.queued} queued; ${status.can_start_new ? 'a new start may run now' : 'a new start would wait'}${status.active_pids.length > 0 ? `; pids ${status.active_pids.join(' ')}` : ''}\n`,
+    `${status.active_processes}/${status.max_allowed} running (${status.utilization_percent}%)${status.starting > 0 ? `, ${status.starting} of them starting` : ''}, ${status.queued} queued; ${status.can_start_new ? 'a new start may run now' : 'a new start would wait'}${status.active_pids.length > 0 ? `; pids ${status.active_pids.join(' ')}` : ''}\n`,
   );
   return 0;
 }

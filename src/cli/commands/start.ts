@@ -3,7 +3,7 @@ import type { StartReport } from '../../supervisor/service-info.js';
 import { usageError } from '../args.js';
 import { findStored, readStoredServices } from '../../daemon/offline.js';
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, queryDaemonIfRunning, stateDir, withDependencies } from '../daemon-client.js';
+import { callDaemon, definitionForWire, findConfigFile, loadStack, printJson, queryDaemonIfRunning, reportQueued, stateDir, withDependencies } from '../daemon-client.js';
 import { serviceLine, useColour } from '../format.js';
 import { definitionFlags, definitionFromFlags } from '../service-flags.js';
 
@@ -68,6 +68,14 @@ Options:
       --json                 print one JSON document
   -h, --help                 show this help
 
+Over the limit (\`tend limit\`) the start waits in a queue and says so on
+stderr at once, with its place in line (and again when that changes).
+Ctrl-C while it still waits (in the queue, or for what it depends on)
+withdraws it: the service ends stopped ("withdrawn: the client went away")
+and does not start later. Once its process was spawned, Ctrl-C only ends
+this command: the service runs on as a started service. A start that
+another client also asked for is withdrawn only when both have gone.
+
 Exit status: 0 started (or already running), 1 it could not start or get
 ready, 2 bad usage or an invalid definition.
 
@@ -105,7 +113,7 @@ export const { run } = defineCommand({
     if (command !== undefined) {
       if (f.file !== undefined) throw usageError('tend start: give either a command after -- or -f FILE, not both');
       const definition = definitionFromFlags(name, command, parsed);
-      const report = await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true });
+      const report = await callDaemon('define', { definition: definitionForWire(definition), ...options }, { start: true, onProgress: reportQueued() });
       printStartReport(report, json);
       return 0;
     }
@@ -125,14 +133,15 @@ async function startDefined(name: string, file: string | undefined, options: Sta
       for (const definition of withDependencies(stack, name)) {
         await callDaemon('define', { definition: definitionForWire(definition), start: false }, { start: true });
       }
-      const report = await callDaemon('start', { name, ...options }, { start: true });
+      const report = await callDaemon('start', { name, ...options }, { start: true, onProgress: reportQueued() });
       return report;
     }
     if (file !== undefined) throw new TendError('SERVICE_UNKNOWN', { name, known: stack.services.map((s) => s.name).join(', ') });
   }
-  const running = await queryDaemonIfRunning('start', { name, ...options });
+  const onProgress = reportQueued();
+  const running = await queryDaemonIfRunning('start', { name, ...options }, onProgress);
   if (running) return running;
   // A name nobody defined is refused before a daemon is started for it.
   findStored(readStoredServices(stateDir(), () => undefined), name);
-  return callDaemon('start', { name, ...options }, { start: true });
+  return callDaemon('start', { name, ...options }, { start: true, onProgress });
 }

@@ -3,7 +3,7 @@ import type { ServiceConfig } from '../../service/definition.js';
 import type { ServiceState } from '../../supervisor/service-info.js';
 import { usageError } from '../args.js';
 import { defineCommand } from '../command-kit.js';
-import { callDaemon, definitionForWire, loadStack, printJson } from '../daemon-client.js';
+import { callDaemon, definitionForWire, loadStack, printJson, reportQueued } from '../daemon-client.js';
 import { inCliTerms, paint, serviceLine, useColour, type Colour } from '../format.js';
 
 export const help = `Usage: tend up [-f FILE] [-d] [--json]
@@ -19,7 +19,9 @@ tend up also returns when every service has ended on its own: 0 if all
 exited cleanly, 1 otherwise.
 
 With -d the services are handed to the daemon (started if needed) and tend
-returns once they run; manage them with tend ps, logs, stop.
+returns once they run; manage them with tend ps, logs, stop. A service that
+waits in the queue (over \`tend limit\`) says so on stderr; Ctrl-C then
+withdraws the services still waiting, and those already started run on.
 
 Config file:
   services:
@@ -54,7 +56,7 @@ const palette: Colour[] = ['cyan', 'magenta', 'yellow', 'blue', 'green'];
 const activeStates: ReadonlySet<ServiceState> = new Set(['queued', 'starting', 'running', 'backoff', 'stopping']);
 
 async function detached(services: readonly ServiceConfig[], json: boolean): Promise<number> {
-  const result = await callDaemon('up', { definitions: services.map(definitionForWire) }, { start: true });
+  const result = await callDaemon('up', { definitions: services.map(definitionForWire) }, { start: true, onProgress: reportQueued() });
   if (json) printJson(result);
   else {
     const colour = useColour(process.stdout);
