@@ -33,7 +33,7 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
       const definition = params.definition;
       const isNew = !supervisor.has(definition.name);
       supervisor.define(definition);
-      if (params.start === false) return { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] };
+      if (params.start === false) return { service: supervisor.info(definition.name), already_running: false, freed: [] };
       try {
         return await supervisor.start(definition.name, startOptions(params));
       } catch (error) {
@@ -74,7 +74,7 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
       const count = supervisor.list().filter((s) => s.pid !== null).length;
       // Answer first: the connection is closed by the shutdown.
       setImmediate(() => host.shutdown());
-      return Promise.resolve({ pid: process.pid, stopping: count, stopBudgetMs: supervisor.stopBudgetMs() });
+      return Promise.resolve({ pid: process.pid, stopping: count, stop_budget_ms: supervisor.stopBudgetMs() });
     },
   };
 

@@ -28,29 +28,29 @@ interface ServiceInfo {
   state: string;
   pid: number | null;
   pids: number[];
-  startedAt: string | null;
-  uptimeMs: number | null;
+  started_at: string | null;
+  uptime_ms: number | null;
   restarts: number;
-  cpuPercent: number | null;
-  memoryBytes: number | null;
+  cpu_percent: number | null;
+  memory_bytes: number | null;
   ports: number[];
   ready: boolean | null;
   unresponsive: boolean;
   reason: string | null;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
+  last_exit: { code: number | null; signal: string | null; at: string } | null;
   command: string;
   args: string[];
   cwd: string;
   log: string | null;
   restart: string;
-  exemptFromLimit: boolean;
+  exempt_from_limit: boolean;
   handle: string | null;
   strategy: string | null;
 }
 
 interface StartReport {
   service: ServiceInfo;
-  alreadyRunning: boolean;
+  already_running: boolean;
   freed: { port: number; pid: number; command?: string; tend: boolean }[];
 }
 
@@ -67,14 +67,14 @@ interface LimitStatus {
 
 interface PsReport {
   daemon: boolean;
-  stateDir: string;
+  state_dir: string;
   services: ServiceInfo[];
   limit: LimitStatus | null;
 }
 
 const serviceKeys = [
-  'name', 'state', 'pid', 'pids', 'startedAt', 'uptimeMs', 'restarts', 'cpuPercent', 'memoryBytes', 'ports', 'ready', 'unresponsive',
-  'reason', 'lastExit', 'command', 'args', 'cwd', 'log', 'restart', 'exemptFromLimit', 'handle', 'strategy',
+  'name', 'state', 'pid', 'pids', 'started_at', 'uptime_ms', 'restarts', 'cpu_percent', 'memory_bytes', 'ports', 'ready', 'unresponsive',
+  'reason', 'last_exit', 'command', 'args', 'cwd', 'log', 'restart', 'exempt_from_limit', 'handle', 'strategy',
 ];
 const states = ['queued', 'starting', 'running', 'backoff', 'stopping', 'stopped', 'exited', 'failed'];
 
@@ -86,7 +86,7 @@ function assertServiceShape(s: ServiceInfo, what = 'service'): void {
   assert.ok(Array.isArray(s.pids) && Array.isArray(s.ports) && Array.isArray(s.args), `${what}: pids, ports, args are arrays`);
   assert.equal(typeof s.restarts, 'number');
   assert.equal(typeof s.unresponsive, 'boolean');
-  assert.equal(typeof s.exemptFromLimit, 'boolean');
+  assert.equal(typeof s.exempt_from_limit, 'boolean');
   assert.equal(typeof s.command, 'string');
   assert.equal(typeof s.cwd, 'string');
   assert.ok(['never', 'on-failure', 'always'].includes(s.restart), `${what}: restart ${s.restart}`);
@@ -94,8 +94,8 @@ function assertServiceShape(s: ServiceInfo, what = 'service'): void {
     assert.equal(typeof s.pid, 'number', `${what}: running without a pid`);
     assert.ok(s.pids.includes(s.pid as number), `${what}: its pid ${s.pid} is not among its tree ${s.pids.join(' ')}`);
     assert.equal(typeof s.handle, 'string', `${what}: running without a handle`);
-    assert.ok(s.startedAt !== null && !Number.isNaN(Date.parse(s.startedAt)), `${what}: startedAt ${s.startedAt}`);
-    assert.equal(typeof s.uptimeMs, 'number');
+    assert.ok(s.started_at !== null && !Number.isNaN(Date.parse(s.started_at)), `${what}: started_at ${s.started_at}`);
+    assert.equal(typeof s.uptime_ms, 'number');
   }
   if (s.state === 'stopped' || s.state === 'exited' || s.state === 'failed') {
     assert.equal(s.pid, null, `${what}: ${s.state} with a pid`);
@@ -323,13 +323,13 @@ test('usage errors exit 2, say what is wrong, and start no daemon', async () => 
 test('the commands that only report do not start a daemon', async () => {
   await withState(async (s) => {
     const ps = await s.ps();
-    assert.deepEqual(ps, { daemon: false, stateDir: s.dir, services: [], limit: null });
+    assert.deepEqual(ps, { daemon: false, state_dir: s.dir, services: [], limit: null });
     assert.deepEqual(await s.json(['stop', '--all']), { services: [] });
     assert.deepEqual(await s.json(['kill-all']), { killed_count: 0, killed_pids: [], services: [], dequeued: 0 });
     assert.deepEqual(await s.json(['limit']), { daemon: false });
     const status = await s.run(['daemon', 'status', '--json']);
     assert.equal(status.code, 1);
-    assert.deepEqual(JSON.parse(status.stdout), { running: false, stateDir: s.dir });
+    assert.deepEqual(JSON.parse(status.stdout), { running: false, state_dir: s.dir });
     assert.deepEqual(daemonProcesses(s.dir), []);
   });
 });
@@ -349,12 +349,12 @@ test('daemon start, status and stop', async () => {
     assert.equal(again.started, false);
     assert.equal(again.pid, first.pid);
 
-    const status = await s.json<{ running: boolean; pid: number; services: number; uptimeMs: number; rssBytes: number; socket: string }>(['daemon', 'status']);
+    const status = await s.json<{ running: boolean; pid: number; services: number; uptime_ms: number; rss_bytes: number; socket: string }>(['daemon', 'status']);
     assert.equal(status.running, true);
     assert.equal(status.pid, first.pid);
     assert.equal(status.services, 0);
-    assert.equal(typeof status.uptimeMs, 'number');
-    assert.ok(status.rssBytes > 0);
+    assert.equal(typeof status.uptime_ms, 'number');
+    assert.ok(status.rss_bytes > 0);
     const info = JSON.parse(readFileSync(join(s.dir, 'daemon.json'), 'utf8')) as { pid: number };
     assert.equal(info.pid, first.pid, 'daemon.json names another pid');
 
@@ -376,8 +376,8 @@ test('daemon start, status and stop', async () => {
 test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone after stop', async () => {
   await withState(async (s) => {
     const report = await s.json<StartReport>(['start', 'tree', ...s.mark, '--', ...TREE]);
-    assert.deepEqual(Object.keys(report).sort(), ['alreadyRunning', 'freed', 'service']);
-    assert.equal(report.alreadyRunning, false);
+    assert.deepEqual(Object.keys(report).sort(), ['already_running', 'freed', 'service']);
+    assert.equal(report.already_running, false);
     assert.deepEqual(report.freed, []);
     assertServiceShape(report.service, 'start report');
     assert.equal(report.service.name, 'tree');
@@ -400,7 +400,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
 
     const ps = await s.ps();
     assert.equal(ps.daemon, true);
-    assert.equal(ps.stateDir, s.dir);
+    assert.equal(ps.state_dir, s.dir);
     assert.equal(ps.services.length, 1);
     for (const svc of ps.services) assertServiceShape(svc, 'ps');
     assert.ok(ps.limit);
@@ -427,7 +427,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
 
     // start again: already running, nothing done.
     const again = await s.json<StartReport>(['start', 'tree', ...s.mark, '--', ...TREE]);
-    assert.equal(again.alreadyRunning, true);
+    assert.equal(again.already_running, true);
     assert.equal(again.service.pid, pid);
 
     const stopped = await s.json<{ services: ServiceInfo[] }>(['stop', 'tree']);
@@ -435,7 +435,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
     const svc = stopped.services[0] as ServiceInfo;
     assertServiceShape(svc, 'stop');
     assert.equal(svc.state, 'stopped');
-    assert.equal(svc.lastExit?.signal, 'SIGTERM');
+    assert.equal(svc.last_exit?.signal, 'SIGTERM');
     assert.deepEqual(describeProcs(s.survivors()), [], 'part of the tree outlived `tend stop`');
     for (const p of members) assert.equal(isGone(p), true, `pid ${p} of the tree is alive after stop`);
     assert.equal(existsSync(pidFile), false, 'the PID file outlived the service');
@@ -477,7 +477,7 @@ test('restart gives a new tree and ends the old one; delete forgets the service 
       return info.pids.length === 3 ? info : undefined;
     }, { what: 'the tree of r', ...DAEMON_POLL });
     const report = await s.json<StartReport>(['restart', 'r']);
-    assert.equal(report.alreadyRunning, false);
+    assert.equal(report.already_running, false);
     assertServiceShape(report.service, 'restart');
     assert.equal(report.service.state, 'running');
     assert.equal(report.service.restarts, 0);
@@ -555,7 +555,7 @@ test('restart policy with backoff gives up: state failed, reason mentions the re
     assertServiceShape(info, 'failed service');
     assert.equal(info.restarts, 2);
     assert.match(info.reason ?? '', /restart/i);
-    assert.equal(info.lastExit?.code, 1);
+    assert.equal(info.last_exit?.code, 1);
     const status = await s.run(['status', 'crash']);
     assert.equal(status.code, 3);
     assert.match(status.stdout, /state:\s+failed/);

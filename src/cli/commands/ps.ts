@@ -13,7 +13,7 @@ backoff (waiting to restart), stopping, stopped, exited (ended; its policy
 does not restart it), failed (see \`tend status NAME\` for why).
 
 Options:
-      --json   print one JSON document: { daemon, services: [...], limit }
+      --json   print one JSON document: { daemon, state_dir, services: [...], limit }
   -h, --help   show this help`;
 
 export const { run } = defineCommand({
@@ -28,7 +28,7 @@ export const { run } = defineCommand({
 async function ps({ json }: { json: boolean }): Promise<number> {
   const result = await queryDaemonIfRunning('ps', {});
   if (json) {
-    printJson({ daemon: result !== undefined, stateDir: stateDir(), services: result?.services ?? [], limit: result?.limit ?? null });
+    printJson({ daemon: result !== undefined, state_dir: stateDir(), services: result?.services ?? [], limit: result?.limit ?? null });
     return 0;
   }
   if (!result) process.stdout.write('the tend daemon is not running: no services run (`tend start` starts it)\n');
