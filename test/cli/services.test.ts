@@ -371,6 +371,74 @@ test('daemon start, status and stop', async () => {
   });
 });
 
+// ------------------------------------------------------------- JSON casing --
+
+const SNAKE_CASE = /^[a-z0-9]+(_[a-z0-9]+)*$/;
+/** Keys whose value is the user's data (a definition's environment), not tend's words. */
+const USER_DATA_KEYS = new Set(['env']);
+
+/** Every key of `value` (nested objects and arrays too) that is not snake_case, as a path; `seen` collects the paths walked. */
+function nonSnakeKeys(value: unknown, path: string, seen: Set<string>): string[] {
+  if (Array.isArray(value)) return value.flatMap((item, i) => nonSnakeKeys(item, `${path}[${i}]`, seen));
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, item]) => {
+    const at = `${path}.${key}`;
+    seen.add(at.replace(/\[\d+\]/g, '[]'));
+    const own = SNAKE_CASE.test(key) ? [] : [at];
+    return USER_DATA_KEYS.has(key) ? own : [...own, ...nonSnakeKeys(item, at, seen)];
+  });
+}
+
+test('the casing walker finds a camelCase key at any depth (negative control)', () => {
+  const seen = new Set<string>();
+  assert.deepEqual(nonSnakeKeys({ ok_key: 1, a: [{ b: { lastExit: null } }], Upper: 2 }, '$', seen), ['$.a[0].b.lastExit', '$.Upper']);
+  assert.deepEqual(nonSnakeKeys({ env: { MY_VAR: '1', camelVar: 'x' } }, '$', seen), [], 'the env map is user data');
+  assert.ok(seen.has('$.a[].b.lastExit'));
+});
+
+test('every --json document is snake_case, nested objects and arrays included', async () => {
+  await withState(async (s) => {
+    const documents: [string, unknown][] = [];
+    /** Status commands exit non-zero for what is not running (3, 1) and still print their document. */
+    const print = async (args: string[], exitCode = 0): Promise<void> => {
+      const dash = args.indexOf('--');
+      const withJson = dash < 0 ? [...args, '--json'] : [...args.slice(0, dash), '--json', ...args.slice(dash)];
+      const r = await s.run(withJson);
+      assert.equal(r.code, exitCode, `tend ${withJson.join(' ')} exited ${r.code}: ${r.stderr}`);
+      documents.push([`tend ${withJson.join(' ')}`, JSON.parse(r.stdout) as unknown]);
+    };
+    await print(['daemon', 'start']);
+    await print(['daemon', 'status']);
+    await print(['start', 'tree', ...s.mark, '--', ...TREE]);
+    await print(['start', 'tree', ...s.mark, '--', ...TREE]); // already running
+    // One that ended on its own, so that its last exit (a nested object) is printed.
+    const quitter = await s.run(['start', 'quitter', '--restart', 'never', ...s.mark, '--', 'sh', '-c', 'exit 3']);
+    assert.ok(quitter.code === 0 || quitter.code === 1, `tend start quitter exited ${quitter.code}: ${quitter.stderr}`);
+    await waitFor(async () => (await s.service('quitter')).last_exit !== null, { what: 'quitter to have exited', ...DAEMON_POLL });
+    await print(['ps']);
+    await print(['status', 'quitter'], 3);
+    await print(['status', 'tree']);
+    await print(['limit']);
+    await print(['limit', '7']);
+    await print(['restart', 'tree']);
+    await print(['kill-all']);
+    await print(['stop', '--all']);
+    await print(['delete', 'quitter']);
+    await print(['recover']);
+    await print(['detect']);
+    await print(['daemon', 'stop']);
+    await print(['daemon', 'status'], 1);
+
+    const seen = new Set<string>();
+    const offences = documents.flatMap(([what, document]) => nonSnakeKeys(document, '$', seen).map((key) => `${what}: ${key}`));
+    assert.deepEqual(offences, [], 'keys that are not snake_case');
+    // The walk reached the nested documents it is meant to check.
+    for (const path of ['$.services[].last_exit.code', '$.service.started_at', '$.limit.active_pids', '$.state_dir', '$.killed_pids', '$.parent_death_signal.available', '$.dry_run', '$.old_limit']) {
+      assert.ok(seen.has(path), `no document had ${path}; walked: ${[...seen].sort().join(' ')}`);
+    }
+  });
+});
+
 // ---------------------------------------------------------- start and stop --
 
 test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone after stop', async () => {
