@@ -1,7 +1,8 @@
 /**
  * What the supervisor reports about a service: the JSON shape of
  * `tend ps --json`, `tend status NAME --json` and the daemon's responses.
- * Keys are stable; new ones may be added.
+ * Keys are snake_case, as in every JSON document tend prints (docs/json.md),
+ * and stable; new ones may be added.
  */
 import type { RestartPolicy } from '../service/definition.js';
 
