@@ -67,10 +67,10 @@ export function servicesTable(services: readonly ServiceInfo[], colour: boolean)
     s.name,
     stateLabel(s, colour),
     s.pid === null ? '-' : String(s.pid),
-    formatDuration(s.uptimeMs),
+    formatDuration(s.uptime_ms),
     String(s.restarts),
-    s.cpuPercent === null ? '-' : `${s.cpuPercent.toFixed(1)}%`,
-    formatBytes(s.memoryBytes),
+    s.cpu_percent === null ? '-' : `${s.cpu_percent.toFixed(1)}%`,
+    formatBytes(s.memory_bytes),
     s.ports.length === 0 ? '-' : s.ports.join(','),
   ]);
   return table([header, ...rows]);

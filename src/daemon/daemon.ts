@@ -61,13 +61,13 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     describe: () => ({
       pid: process.pid,
       version: options.version,
-      stateDir,
+      state_dir: stateDir,
       socket: paths.socket,
-      startedAt: startedAt.toISOString(),
-      uptimeMs: Date.now() - startedAt.getTime(),
+      started_at: startedAt.toISOString(),
+      uptime_ms: Date.now() - startedAt.getTime(),
       services: supervisor.names().length,
-      rssBytes: process.memoryUsage.rss(),
-      reaperPid: manager.reaperPid ?? null,
+      rss_bytes: process.memoryUsage.rss(),
+      reaper_pid: manager.reaperPid ?? null,
       restored,
     }),
     // As after a crash or a reboot, what ran runs again when a daemon next starts (`tend stop` first to prevent that).

@@ -48,7 +48,7 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
       const definition = params.definition;
       const isNew = !supervisor.has(definition.name);
       supervisor.define(definition);
-      if (params.start === false) return { service: supervisor.info(definition.name), alreadyRunning: false, freed: [] };
+      if (params.start === false) return { service: supervisor.info(definition.name), already_running: false, freed: [] };
       try {
         return await supervisor.start(definition.name, startOptions(params, definition.name, context));
       } catch (error) {
@@ -89,7 +89,7 @@ export function daemonHandlers(host: HandlerHost): MethodHandlers {
       // Answer first: the connection is closed by the shutdown.
       setImmediate(() => host.shutdown());
       const wanted = supervisor.list().filter((s) => s.wanted).map((s) => s.name);
-      return Promise.resolve({ pid: process.pid, stopping: count, stopBudgetMs: supervisor.stopBudgetMs(), wanted });
+      return Promise.resolve({ pid: process.pid, stopping: count, stop_budget_ms: supervisor.stopBudgetMs(), wanted });
     },
   };
 

@@ -58,13 +58,13 @@ const definition: Schema<ServiceConfig, Record<string, unknown>> = {
 export interface DaemonDescription {
   readonly pid: number;
   readonly version: string;
-  readonly stateDir: string;
+  readonly state_dir: string;
   readonly socket: string;
-  readonly startedAt: string;
-  readonly uptimeMs: number;
+  readonly started_at: string;
+  readonly uptime_ms: number;
   readonly services: number;
-  readonly rssBytes: number;
-  readonly reaperPid: number | null;
+  readonly rss_bytes: number;
+  readonly reaper_pid: number | null;
   /** The services this daemon started again when it started, because they were running when the last one ended. */
   readonly restored: readonly string[];
 }
@@ -84,7 +84,7 @@ export interface ShutdownResult {
   /** Services that were running and are being stopped. */
   readonly stopping: number;
   /** How long their stops may take, all together. */
-  readonly stopBudgetMs: number;
+  readonly stop_budget_ms: number;
   /** Services that stay wanted: the next daemon starts them again. */
   readonly wanted: readonly string[];
 }

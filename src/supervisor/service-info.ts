@@ -1,7 +1,8 @@
 /**
  * What the supervisor reports about a service: the JSON shape of
  * `tend ps --json`, `tend status NAME --json` and the daemon's responses.
- * Keys are stable; new ones may be added.
+ * Keys are snake_case, as in every JSON document tend prints (docs/json.md),
+ * and stable; new ones may be added.
  */
 import type { RestartPolicy } from '../service/definition.js';
 
@@ -34,14 +35,14 @@ export interface ServiceInfo {
   /** Every live member of its tree (the command and what it started). */
   readonly pids: readonly number[];
   /** ISO 8601 start of the current run. */
-  readonly startedAt: string | null;
-  readonly uptimeMs: number | null;
+  readonly started_at: string | null;
+  readonly uptime_ms: number | null;
   /** Automatic restarts since the service was last started by hand. */
   readonly restarts: number;
   /** CPU use of the whole tree since the last sample, in percent of one CPU. */
-  readonly cpuPercent: number | null;
+  readonly cpu_percent: number | null;
   /** Resident memory of the whole tree, in bytes. */
-  readonly memoryBytes: number | null;
+  readonly memory_bytes: number | null;
   readonly ports: readonly number[];
   /** Whether the readiness check passed in this run; null when it has none. */
   readonly ready: boolean | null;
@@ -50,14 +51,14 @@ export interface ServiceInfo {
   readonly reason: string | null;
   /** Should be running: a daemon that starts (after a crash, a reboot or \`tend daemon stop\`) starts it again. */
   readonly wanted: boolean;
-  readonly lastExit: ServiceExitInfo | null;
+  readonly last_exit: ServiceExitInfo | null;
   readonly command: string;
   readonly args: readonly string[];
   readonly cwd: string;
   /** Where its output goes. */
   readonly log: string | null;
   readonly restart: RestartPolicy;
-  readonly exemptFromLimit: boolean;
+  readonly exempt_from_limit: boolean;
   /** The tree's TEND_ID while it runs. */
   readonly handle: string | null;
   readonly strategy: string | null;
@@ -76,7 +77,7 @@ export interface FreedPort {
 export interface StartReport {
   readonly service: ServiceInfo;
   /** Already running with the same definition: nothing was done. */
-  readonly alreadyRunning: boolean;
+  readonly already_running: boolean;
   readonly freed: readonly FreedPort[];
 }
 

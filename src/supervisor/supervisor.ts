@@ -201,7 +201,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (service.handle || service.work.backingOff) {
         service.wanted = true;
         this.#lifecycle.persist(service);
-        return { service: this.#info(service, Date.now()), alreadyRunning: true, freed: [] };
+        return { service: this.#info(service, Date.now()), already_running: true, freed: [] };
       }
       return this.#startNow(service, options);
     });
@@ -232,7 +232,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     service.restarts = 0;
     this.#lifecycle.persist(service);
     const freed = await this.#lifecycle.launch(service, options);
-    return { service: this.#info(service, Date.now()), alreadyRunning: false, freed };
+    return { service: this.#info(service, Date.now()), already_running: false, freed };
   }
 
   /** Stops services (their whole trees); they stay defined, as stopped. Services that others depend on are stopped last. */
@@ -391,23 +391,23 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       state: service.state,
       pid,
       pids,
-      startedAt: handle ? handle.startedAt.toISOString() : null,
-      uptimeMs: handle ? now - handle.startedAt.getTime() : null,
+      started_at: handle ? handle.startedAt.toISOString() : null,
+      uptime_ms: handle ? now - handle.startedAt.getTime() : null,
       restarts: service.restarts,
-      cpuPercent,
-      memoryBytes,
+      cpu_percent: cpuPercent,
+      memory_bytes: memoryBytes,
       ports: definition.ports,
       ready: definition.ready ? service.ready === true : null,
       unresponsive: service.unresponsive,
       reason: service.reason,
       wanted: service.wanted,
-      lastExit: service.lastExit,
+      last_exit: service.lastExit,
       command: definition.command,
       args: definition.args,
       cwd: definition.cwd,
       log: logPathOf(definition, this.#options.logDir) ?? null,
       restart: definition.restart,
-      exemptFromLimit: definition.exemptFromLimit,
+      exempt_from_limit: definition.exemptFromLimit,
       handle: handle?.id ?? null,
       strategy: handle?.strategy ?? null,
     };

@@ -420,15 +420,19 @@ test('tend detect --json prints one JSON document with availability and the best
   assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(r.stdout) as {
     strategies: Record<string, { available: unknown; reason: unknown }>;
-    best?: unknown;
+    best: unknown;
+    parent_death_signal: { available: unknown; via: unknown; reason: unknown };
+    cgroup: { mount: unknown; parent: unknown; cgroup_kill: unknown } | null;
   };
+  assert.equal(typeof json.parent_death_signal.available, 'boolean', 'parent_death_signal.available');
+  assert.equal(json.cgroup === null ? 'null' : typeof json.cgroup.cgroup_kill, caps.cgroup ? 'boolean' : 'null', 'cgroup.cgroup_kill');
   for (const strategy of strategyNames) {
     assert.equal(typeof json.strategies[strategy]?.available, 'boolean', `${strategy}.available`);
     assert.equal(typeof json.strategies[strategy]?.reason, 'string', `${strategy}.reason`);
   }
   const available = strategyNames.filter((s) => json.strategies[s]?.available === true);
   if (available.length === 0) {
-    assert.ok(json.best === null || json.best === undefined);
+    assert.equal(json.best, null);
   } else {
     assert.equal(json.best, available[0], 'best is not the strongest available strategy');
   }

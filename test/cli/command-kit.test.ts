@@ -224,5 +224,5 @@ test('run is not called when the command line is wrong: every refusal is CLI_USA
 test('none of the above started a daemon', async () => {
   const r = await tend(['daemon', 'status', '--json']);
   assert.equal(r.code, 1, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), { running: false, stateDir: home });
+  assert.deepEqual(JSON.parse(r.stdout), { running: false, state_dir: home });
 });

@@ -48,12 +48,12 @@ async function tend(args: readonly string[], stateDir: string): Promise<TendRun>
 }
 
 interface RecoverJson {
-  readonly dryRun: boolean;
+  readonly dry_run: boolean;
   readonly count: number;
   readonly pids: number[];
   readonly handles: string[];
-  readonly stateDir: string;
-  readonly trees: { handle: string; pids: number[]; cgroupRemoved: boolean }[];
+  readonly state_dir: string;
+  readonly trees: { handle: string; pids: number[]; cgroup_removed: boolean }[];
 }
 
 function parseReport(run: TendRun): RecoverJson {
@@ -101,7 +101,7 @@ describe('tend recover: usage', () => {
     const report = parseReport(await tend(['recover', '--json'], stateDir));
     assert.equal(report.count, 0);
     assert.deepEqual(report.handles, []);
-    assert.equal(report.stateDir, stateDir, 'the state directory comes from TEND_HOME');
+    assert.equal(report.state_dir, stateDir, 'the state directory comes from TEND_HOME');
     const human = await tend(['recover'], stateDir);
     assert.equal(human.code, 0);
     assert.match(human.stdout, /cleaned 0 tree\(s\), 0 process\(es\)/);
@@ -126,7 +126,7 @@ describe('tend recover: a stale tree', { concurrency: 3 }, () => {
       const pids = processes.map((p) => p.pid).sort((a, b) => a - b);
 
       const dry = parseReport(await tend(['recover', '--dry-run', '--json'], stateDir));
-      assert.equal(dry.dryRun, true);
+      assert.equal(dry.dry_run, true);
       assert.equal(dry.count, 1);
       assert.deepEqual(dry.handles, [id]);
       assert.deepEqual([...dry.pids].sort((a, b) => a - b), pids, 'the dry run lists every pid of the tree');
@@ -135,7 +135,7 @@ describe('tend recover: a stale tree', { concurrency: 3 }, () => {
       if (cgroup) assert.ok(existsSync(cgroup), 'the dry run keeps the cgroup');
 
       const real = parseReport(await tend(['recover', '--json'], stateDir));
-      assert.equal(real.dryRun, false);
+      assert.equal(real.dry_run, false);
       assert.equal(real.count, 1);
       assert.deepEqual(real.handles, [id]);
       assert.deepEqual([...real.pids].sort((a, b) => a - b), pids, 'recover reports every pid it killed');
@@ -143,7 +143,7 @@ describe('tend recover: a stale tree', { concurrency: 3 }, () => {
       assert.equal(left.length, 0, `right after tend recover exited, members of the tree survived:\n${describeProcesses(left)}`);
       assert.equal(existsSync(recordPath(stateDir, id)), false, 'the record is removed');
       if (cgroup) {
-        assert.equal(real.trees[0]?.cgroupRemoved, true);
+        assert.equal(real.trees[0]?.cgroup_removed, true);
         assert.equal(existsSync(cgroup), false, `the tree's cgroup ${cgroup} is removed`);
       }
 

@@ -28,30 +28,30 @@ interface ServiceInfo {
   state: string;
   pid: number | null;
   pids: number[];
-  startedAt: string | null;
-  uptimeMs: number | null;
+  started_at: string | null;
+  uptime_ms: number | null;
   restarts: number;
-  cpuPercent: number | null;
-  memoryBytes: number | null;
+  cpu_percent: number | null;
+  memory_bytes: number | null;
   ports: number[];
   ready: boolean | null;
   unresponsive: boolean;
   reason: string | null;
   wanted: boolean;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
+  last_exit: { code: number | null; signal: string | null; at: string } | null;
   command: string;
   args: string[];
   cwd: string;
   log: string | null;
   restart: string;
-  exemptFromLimit: boolean;
+  exempt_from_limit: boolean;
   handle: string | null;
   strategy: string | null;
 }
 
 interface StartReport {
   service: ServiceInfo;
-  alreadyRunning: boolean;
+  already_running: boolean;
   freed: { port: number; pid: number; command?: string; tend: boolean }[];
 }
 
@@ -69,14 +69,14 @@ interface LimitStatus {
 
 interface PsReport {
   daemon: boolean;
-  stateDir: string;
+  state_dir: string;
   services: ServiceInfo[];
   limit: LimitStatus | null;
 }
 
 const serviceKeys = [
-  'name', 'state', 'pid', 'pids', 'startedAt', 'uptimeMs', 'restarts', 'cpuPercent', 'memoryBytes', 'ports', 'ready', 'unresponsive',
-  'reason', 'wanted', 'lastExit', 'command', 'args', 'cwd', 'log', 'restart', 'exemptFromLimit', 'handle', 'strategy',
+  'name', 'state', 'pid', 'pids', 'started_at', 'uptime_ms', 'restarts', 'cpu_percent', 'memory_bytes', 'ports', 'ready', 'unresponsive',
+  'reason', 'wanted', 'last_exit', 'command', 'args', 'cwd', 'log', 'restart', 'exempt_from_limit', 'handle', 'strategy',
 ];
 const states = ['queued', 'starting', 'running', 'backoff', 'stopping', 'stopped', 'exited', 'failed'];
 
@@ -88,7 +88,7 @@ function assertServiceShape(s: ServiceInfo, what = 'service'): void {
   assert.ok(Array.isArray(s.pids) && Array.isArray(s.ports) && Array.isArray(s.args), `${what}: pids, ports, args are arrays`);
   assert.equal(typeof s.restarts, 'number');
   assert.equal(typeof s.unresponsive, 'boolean');
-  assert.equal(typeof s.exemptFromLimit, 'boolean');
+  assert.equal(typeof s.exempt_from_limit, 'boolean');
   assert.equal(typeof s.command, 'string');
   assert.equal(typeof s.cwd, 'string');
   assert.ok(['never', 'on-failure', 'always'].includes(s.restart), `${what}: restart ${s.restart}`);
@@ -96,8 +96,8 @@ function assertServiceShape(s: ServiceInfo, what = 'service'): void {
     assert.equal(typeof s.pid, 'number', `${what}: running without a pid`);
     assert.ok(s.pids.includes(s.pid as number), `${what}: its pid ${s.pid} is not among its tree ${s.pids.join(' ')}`);
     assert.equal(typeof s.handle, 'string', `${what}: running without a handle`);
-    assert.ok(s.startedAt !== null && !Number.isNaN(Date.parse(s.startedAt)), `${what}: startedAt ${s.startedAt}`);
-    assert.equal(typeof s.uptimeMs, 'number');
+    assert.ok(s.started_at !== null && !Number.isNaN(Date.parse(s.started_at)), `${what}: started_at ${s.started_at}`);
+    assert.equal(typeof s.uptime_ms, 'number');
   }
   if (s.state === 'stopped' || s.state === 'exited' || s.state === 'failed') {
     assert.equal(s.pid, null, `${what}: ${s.state} with a pid`);
@@ -325,13 +325,13 @@ test('usage errors exit 2, say what is wrong, and start no daemon', async () => 
 test('the commands that only report do not start a daemon', async () => {
   await withState(async (s) => {
     const ps = await s.ps();
-    assert.deepEqual(ps, { daemon: false, stateDir: s.dir, services: [], limit: null });
+    assert.deepEqual(ps, { daemon: false, state_dir: s.dir, services: [], limit: null });
     assert.deepEqual(await s.json(['stop', '--all']), { services: [] });
     assert.deepEqual(await s.json(['kill-all']), { killed_count: 0, killed_pids: [], services: [], dequeued: 0 });
     assert.deepEqual(await s.json(['limit']), { daemon: false });
     const status = await s.run(['daemon', 'status', '--json']);
     assert.equal(status.code, 1);
-    assert.deepEqual(JSON.parse(status.stdout), { running: false, stateDir: s.dir });
+    assert.deepEqual(JSON.parse(status.stdout), { running: false, state_dir: s.dir });
     assert.deepEqual(daemonProcesses(s.dir), []);
   });
 });
@@ -399,12 +399,12 @@ test('daemon start, status and stop', async () => {
     assert.equal(again.started, false);
     assert.equal(again.pid, first.pid);
 
-    const status = await s.json<{ running: boolean; pid: number; services: number; uptimeMs: number; rssBytes: number; socket: string }>(['daemon', 'status']);
+    const status = await s.json<{ running: boolean; pid: number; services: number; uptime_ms: number; rss_bytes: number; socket: string }>(['daemon', 'status']);
     assert.equal(status.running, true);
     assert.equal(status.pid, first.pid);
     assert.equal(status.services, 0);
-    assert.equal(typeof status.uptimeMs, 'number');
-    assert.ok(status.rssBytes > 0);
+    assert.equal(typeof status.uptime_ms, 'number');
+    assert.ok(status.rss_bytes > 0);
     const info = JSON.parse(readFileSync(join(s.dir, 'daemon.json'), 'utf8')) as { pid: number };
     assert.equal(info.pid, first.pid, 'daemon.json names another pid');
 
@@ -421,13 +421,81 @@ test('daemon start, status and stop', async () => {
   });
 });
 
+// ------------------------------------------------------------- JSON casing --
+
+const SNAKE_CASE = /^[a-z0-9]+(_[a-z0-9]+)*$/;
+/** Keys whose value is the user's data (a definition's environment), not tend's words. */
+const USER_DATA_KEYS = new Set(['env']);
+
+/** Every key of `value` (nested objects and arrays too) that is not snake_case, as a path; `seen` collects the paths walked. */
+function nonSnakeKeys(value: unknown, path: string, seen: Set<string>): string[] {
+  if (Array.isArray(value)) return value.flatMap((item, i) => nonSnakeKeys(item, `${path}[${i}]`, seen));
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, item]) => {
+    const at = `${path}.${key}`;
+    seen.add(at.replace(/\[\d+\]/g, '[]'));
+    const own = SNAKE_CASE.test(key) ? [] : [at];
+    return USER_DATA_KEYS.has(key) ? own : [...own, ...nonSnakeKeys(item, at, seen)];
+  });
+}
+
+test('the casing walker finds a camelCase key at any depth (negative control)', () => {
+  const seen = new Set<string>();
+  assert.deepEqual(nonSnakeKeys({ ok_key: 1, a: [{ b: { lastExit: null } }], Upper: 2 }, '$', seen), ['$.a[0].b.lastExit', '$.Upper']);
+  assert.deepEqual(nonSnakeKeys({ env: { MY_VAR: '1', camelVar: 'x' } }, '$', seen), [], 'the env map is user data');
+  assert.ok(seen.has('$.a[].b.lastExit'));
+});
+
+test('every --json document is snake_case, nested objects and arrays included', async () => {
+  await withState(async (s) => {
+    const documents: [string, unknown][] = [];
+    /** Status commands exit non-zero for what is not running (3, 1) and still print their document. */
+    const print = async (args: string[], exitCode = 0): Promise<void> => {
+      const dash = args.indexOf('--');
+      const withJson = dash < 0 ? [...args, '--json'] : [...args.slice(0, dash), '--json', ...args.slice(dash)];
+      const r = await s.run(withJson);
+      assert.equal(r.code, exitCode, `tend ${withJson.join(' ')} exited ${r.code}: ${r.stderr}`);
+      documents.push([`tend ${withJson.join(' ')}`, JSON.parse(r.stdout) as unknown]);
+    };
+    await print(['daemon', 'start']);
+    await print(['daemon', 'status']);
+    await print(['start', 'tree', ...s.mark, '--', ...TREE]);
+    await print(['start', 'tree', ...s.mark, '--', ...TREE]); // already running
+    // One that ended on its own, so that its last exit (a nested object) is printed.
+    const quitter = await s.run(['start', 'quitter', '--restart', 'never', ...s.mark, '--', 'sh', '-c', 'exit 3']);
+    assert.ok(quitter.code === 0 || quitter.code === 1, `tend start quitter exited ${quitter.code}: ${quitter.stderr}`);
+    await waitFor(async () => (await s.service('quitter')).last_exit !== null, { what: 'quitter to have exited', ...DAEMON_POLL });
+    await print(['ps']);
+    await print(['status', 'quitter'], 3);
+    await print(['status', 'tree']);
+    await print(['limit']);
+    await print(['limit', '7']);
+    await print(['restart', 'tree']);
+    await print(['kill-all']);
+    await print(['stop', '--all']);
+    await print(['delete', 'quitter']);
+    await print(['recover']);
+    await print(['detect']);
+    await print(['daemon', 'stop']);
+    await print(['daemon', 'status'], 1);
+
+    const seen = new Set<string>();
+    const offences = documents.flatMap(([what, document]) => nonSnakeKeys(document, '$', seen).map((key) => `${what}: ${key}`));
+    assert.deepEqual(offences, [], 'keys that are not snake_case');
+    // The walk reached the nested documents it is meant to check.
+    for (const path of ['$.services[].last_exit.code', '$.service.started_at', '$.limit.active_pids', '$.state_dir', '$.killed_pids', '$.parent_death_signal.available', '$.dry_run', '$.old_limit']) {
+      assert.ok(seen.has(path), `no document had ${path}; walked: ${[...seen].sort().join(' ')}`);
+    }
+  });
+});
+
 // ---------------------------------------------------------- start and stop --
 
 test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone after stop', async () => {
   await withState(async (s) => {
     const report = await s.json<StartReport>(['start', 'tree', ...s.mark, '--', ...TREE]);
-    assert.deepEqual(Object.keys(report).sort(), ['alreadyRunning', 'freed', 'service']);
-    assert.equal(report.alreadyRunning, false);
+    assert.deepEqual(Object.keys(report).sort(), ['already_running', 'freed', 'service']);
+    assert.equal(report.already_running, false);
     assert.deepEqual(report.freed, []);
     assertServiceShape(report.service, 'start report');
     assert.equal(report.service.name, 'tree');
@@ -450,7 +518,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
 
     const ps = await s.ps();
     assert.equal(ps.daemon, true);
-    assert.equal(ps.stateDir, s.dir);
+    assert.equal(ps.state_dir, s.dir);
     assert.equal(ps.services.length, 1);
     for (const svc of ps.services) assertServiceShape(svc, 'ps');
     assert.ok(ps.limit);
@@ -477,7 +545,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
 
     // start again: already running, nothing done.
     const again = await s.json<StartReport>(['start', 'tree', ...s.mark, '--', ...TREE]);
-    assert.equal(again.alreadyRunning, true);
+    assert.equal(again.already_running, true);
     assert.equal(again.service.pid, pid);
 
     const stopped = await s.json<{ services: ServiceInfo[] }>(['stop', 'tree']);
@@ -485,7 +553,7 @@ test('start, ps, status, stop: JSON shapes, PID file, and the whole tree is gone
     const svc = stopped.services[0] as ServiceInfo;
     assertServiceShape(svc, 'stop');
     assert.equal(svc.state, 'stopped');
-    assert.equal(svc.lastExit?.signal, 'SIGTERM');
+    assert.equal(svc.last_exit?.signal, 'SIGTERM');
     assert.deepEqual(describeProcs(s.survivors()), [], 'part of the tree outlived `tend stop`');
     for (const p of members) assert.equal(isGone(p), true, `pid ${p} of the tree is alive after stop`);
     assert.equal(existsSync(pidFile), false, 'the PID file outlived the service');
@@ -527,7 +595,7 @@ test('restart gives a new tree and ends the old one; delete forgets the service 
       return info.pids.length === 3 ? info : undefined;
     }, { what: 'the tree of r', ...DAEMON_POLL });
     const report = await s.json<StartReport>(['restart', 'r']);
-    assert.equal(report.alreadyRunning, false);
+    assert.equal(report.already_running, false);
     assertServiceShape(report.service, 'restart');
     assert.equal(report.service.state, 'running');
     assert.equal(report.service.restarts, 0);
@@ -605,7 +673,7 @@ test('restart policy with backoff gives up: state failed, reason mentions the re
     assertServiceShape(info, 'failed service');
     assert.equal(info.restarts, 2);
     assert.match(info.reason ?? '', /restart/i);
-    assert.equal(info.lastExit?.code, 1);
+    assert.equal(info.last_exit?.code, 1);
     const status = await s.run(['status', 'crash']);
     assert.equal(status.code, 3);
     assert.match(status.stdout, /state:\s+failed/);

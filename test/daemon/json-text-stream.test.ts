@@ -31,7 +31,7 @@ const samples: unknown[] = [
   { at: new Date(86_400_000), custom: { toJSON: (key: string) => `custom at ${key}` }, list: [{ toJSON: () => undefined }] },
   Object.assign(Object.create({ inherited: 1 }) as object, { own: 2 }),
   [new Number(3), new String('boxed'), new Boolean(false)],
-  { services: Array.from({ length: 200 }, (_, n) => ({ name: `s${n}`, pids: [n, n + 1], cpuPercent: n / 7, lastExit: null })) },
+  { services: Array.from({ length: 200 }, (_, n) => ({ name: `s${n}`, pids: [n, n + 1], cpu_percent: n / 7, last_exit: null })) },
 ];
 
 test('the slices join into exactly what JSON.stringify writes, for every slice size', () => {

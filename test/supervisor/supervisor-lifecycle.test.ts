@@ -23,7 +23,7 @@ describe('Supervisor', () => {
       supervisor.define(web);
       assert.equal(supervisor.info('web').state, 'stopped');
       const report = await withDeadline(supervisor.start('web'), { what: 'start web', timeoutMs: DEADLINE_MS });
-      assert.equal(report.alreadyRunning, false);
+      assert.equal(report.already_running, false);
       assert.deepEqual(report.freed, []);
       assert.equal(report.service.state, 'running');
       const info = supervisor.info('web');
@@ -41,7 +41,7 @@ describe('Supervisor', () => {
       assert.deepEqual(statesOf(events, 'web'), ['stopped', 'queued', 'starting', 'running']);
 
       const again = await supervisor.start('web');
-      assert.equal(again.alreadyRunning, true);
+      assert.equal(again.already_running, true);
       assert.equal(supervisor.info('web').pid, info.pid);
     });
   });

@@ -84,7 +84,7 @@ describe('Supervisor', () => {
         assert.match(error.message, /exit code 3/);
         const info = supervisor.info('quitter');
         assert.equal(info.state, 'exited');
-        assert.equal(info.lastExit?.code, 3);
+        assert.equal(info.last_exit?.code, 3);
       });
     });
   });

@@ -22,7 +22,7 @@ describe('Supervisor', () => {
         assert.match(info.reason ?? '', /exit code 3/);
         assert.match(info.reason ?? '', /policy never/);
         assert.equal(info.restarts, 0);
-        assert.equal(info.lastExit?.code, 3);
+        assert.equal(info.last_exit?.code, 3);
         assert.equal(info.pid, null);
         assert.ok(!statesOf(ctx.events, 'job').includes('backoff'));
       });
@@ -39,7 +39,7 @@ describe('Supervisor', () => {
         const info = await waitForState(ctx.supervisor, 'job', 'exited');
         assert.match(info.reason ?? '', /exited cleanly/);
         assert.equal(info.restarts, 0);
-        assert.equal(info.lastExit?.code, 0);
+        assert.equal(info.last_exit?.code, 0);
         assert.deepEqual(statesOf(ctx.events, 'job'), ['stopped', 'queued', 'starting', 'running', 'exited']);
       });
     });

@@ -124,9 +124,9 @@ async function startDaemon(dir: string, json: boolean): Promise<number> {
 
 async function daemonStatus(dir: string, json: boolean): Promise<number> {
   const info = await queryDaemonIfRunning('ping', {});
-  if (json) printJson(info ? { running: true, ...info } : { running: false, stateDir: dir });
+  if (json) printJson(info ? { running: true, ...info } : { running: false, state_dir: dir });
   else if (info) {
-    process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptimeMs)}, ${info.services} service(s), ${formatBytes(info.rssBytes)} resident, socket ${info.socket}\n`);
+    process.stdout.write(`tend daemon running: pid ${info.pid}, up ${formatDuration(info.uptime_ms)}, ${info.services} service(s), ${formatBytes(info.rss_bytes)} resident, socket ${info.socket}\n`);
   } else process.stdout.write(`tend daemon not running (${dir})\n`);
   return info ? 0 : 1;
 }
@@ -142,16 +142,16 @@ async function stopDaemon(dir: string, force: boolean, json: boolean): Promise<n
   }
   const target = recorded && (answered === undefined || answered.pid === recorded.pid) ? recorded : undefined;
   if (!answered && !target) {
-    if (json) printJson({ running: false, stopped: false, stateDir: dir });
+    if (json) printJson({ running: false, stopped: false, state_dir: dir });
     else process.stdout.write(`tend daemon not running (${dir})\n`);
     return 0;
   }
   let killed = false;
   // Its services stop gracefully first: wait as long as their stop timeouts allow, and some.
-  const waitMs = (answered?.stopBudgetMs ?? 0) + STOP_WAIT_MS;
+  const waitMs = (answered?.stop_budget_ms ?? 0) + STOP_WAIT_MS;
   if (target && !(await waitIdentityGone(table, target, waitMs))) {
     if (!force) {
-      const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stopBudgetMs ?? 0) / 1000)} s)` : 'did not answer the request to stop';
+      const what = answered ? `did not exit within ${Math.round(waitMs / 1000)} s of being asked to stop (its services' stop timeouts allow ${Math.round((answered.stop_budget_ms ?? 0) / 1000)} s)` : 'did not answer the request to stop';
       throw new TendError('DAEMON_UNREACHABLE', { stateDir: dir, reason: `pid ${target.pid} ${what}` });
     }
     sendSignal(table, { kind: 'process', identity: target }, 'SIGKILL');

@@ -1,6 +1,7 @@
 import { strategyNames } from '../../core/types.js';
 import { detect } from '../../platform/detect.js';
 import { defineCommand } from '../command-kit.js';
+import { capabilitiesJson } from '../json-reports.js';
 
 export const help = `Usage: tend detect [--json]
 
@@ -8,7 +9,8 @@ Shows which containment strategies this machine offers (strongest first),
 which one "auto" picks, and for each one that is not offered, why.
 
 Options:
-      --json   print one JSON document
+      --json   print one JSON document: platform, strategies, best,
+               parent_death_signal, cgroup
   -h, --help   show this help`;
 
 export const { run } = defineCommand({
@@ -23,7 +25,7 @@ export const { run } = defineCommand({
 function report(json: boolean): number {
   const caps = detect();
   if (json) {
-    process.stdout.write(`${JSON.stringify(caps, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(capabilitiesJson(caps), null, 2)}\n`);
     return 0;
   }
   const lines = [`platform: ${caps.platform}`, `auto picks: ${caps.best ?? 'nothing (no strategy is available)'}`, ''];

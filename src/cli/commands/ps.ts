@@ -16,7 +16,7 @@ backoff (waiting to restart), stopping, stopped, exited (ended; its policy
 does not restart it), failed (see \`tend status NAME\` for why).
 
 Options:
-      --json   print one JSON document: { daemon, services: [...], limit }
+      --json   print one JSON document: { daemon, state_dir, services: [...], limit }
   -h, --help   show this help`;
 
 export const { run } = defineCommand({
@@ -33,7 +33,7 @@ async function ps({ json }: { json: boolean }): Promise<number> {
   const result = await queryDaemonIfRunning('ps', {});
   const services = result?.services ?? readStoredServices(dir, warn).map((s) => storedServiceInfo(s, dir));
   if (json) {
-    printJson({ daemon: result !== undefined, stateDir: dir, services, limit: result?.limit ?? null });
+    printJson({ daemon: result !== undefined, state_dir: dir, services, limit: result?.limit ?? null });
     return 0;
   }
   if (!result) {

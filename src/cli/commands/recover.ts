@@ -1,6 +1,7 @@
 import { systemProcessTable } from '../../platform/proc-table.js';
 import { recoverStateDir } from '../../registry/recover.js';
 import { defineCommand } from '../command-kit.js';
+import { recoveryJson } from '../json-reports.js';
 
 export const help = `Usage: tend recover [--dry-run] [--json]
 
@@ -16,7 +17,9 @@ The state directory is $TEND_HOME, else $XDG_STATE_HOME/tend, else
 
 Options:
       --dry-run  show what would be cleaned, change nothing
-      --json     print one JSON document
+      --json     print one JSON document: state_dir, dry_run, trees (handle,
+                 name, strategy, manager_pid, pids, cgroup, cgroup_removed,
+                 reason), corrupt, live, count, pids, handles
   -h, --help     show this help`;
 
 export const { run } = defineCommand({
@@ -30,12 +33,11 @@ export const { run } = defineCommand({
 
 async function recover(dryRun: boolean, json: boolean): Promise<number> {
   const report = await recoverStateDir({ dryRun, table: systemProcessTable() });
-  const pids = report.trees.flatMap((t) => t.pids);
   if (json) {
-    const summary = { count: report.trees.length, pids, handles: report.trees.map((t) => t.handle) };
-    process.stdout.write(`${JSON.stringify({ ...report, ...summary }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(recoveryJson(report), null, 2)}\n`);
     return 0;
   }
+  const pids = report.trees.flatMap((t) => t.pids);
   const verb = report.dryRun ? 'would clean' : 'cleaned';
   const lines = [`state directory: ${report.stateDir}`];
   for (const c of report.corrupt) lines.push(`corrupt record moved aside: ${c.file} -> ${c.movedTo} (${c.reason})`);

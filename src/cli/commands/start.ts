@@ -90,7 +90,7 @@ export function printStartReport(report: StartReport, json: boolean): void {
   for (const freed of report.freed) {
     process.stdout.write(`freed port ${freed.port}: stopped pid ${freed.pid} (${freed.command ?? '?'})${freed.tend ? ", tend's" : ', not tend\'s'}\n`);
   }
-  process.stdout.write(`${report.alreadyRunning ? 'already running: ' : ''}${serviceLine(report.service, colour)}\n`);
+  process.stdout.write(`${report.already_running ? 'already running: ' : ''}${serviceLine(report.service, colour)}\n`);
 }
 
 interface StartOptions {

@@ -32,18 +32,18 @@ async function status(name: string, json: boolean): Promise<number> {
   if (json) printJson(s);
   else {
     const colour = useColour(process.stdout);
-    const exit = s.lastExit ? `${s.lastExit.signal ?? `code ${s.lastExit.code}`} at ${s.lastExit.at}` : '-';
+    const exit = s.last_exit ? `${s.last_exit.signal ?? `code ${s.last_exit.code}`} at ${s.last_exit.at}` : '-';
     const rows: [string, string][] = [
       ['name', s.name],
       ['state', stateLabel(s, colour)],
       ['reason', s.reason === null ? '-' : inCliTerms(s.reason)],
       ['pid', s.pid === null ? '-' : String(s.pid)],
       ['tree', s.pids.length === 0 ? '-' : s.pids.join(' ')],
-      ['uptime', formatDuration(s.uptimeMs)],
+      ['uptime', formatDuration(s.uptime_ms)],
       ['restarts', String(s.restarts)],
       ['last exit', exit],
-      ['cpu', s.cpuPercent === null ? '-' : `${s.cpuPercent.toFixed(1)}%`],
-      ['memory', formatBytes(s.memoryBytes)],
+      ['cpu', s.cpu_percent === null ? '-' : `${s.cpu_percent.toFixed(1)}%`],
+      ['memory', formatBytes(s.memory_bytes)],
       ['ports', s.ports.length === 0 ? '-' : s.ports.join(', ')],
       ['ready', s.ready === null ? '-' : String(s.ready)],
       ['command', [s.command, ...s.args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')],

@@ -118,7 +118,7 @@ async function foreground(services: readonly ServiceConfig[]): Promise<number> {
     await opened.close({ forget: true });
     say(`stopped (${why})`);
     if (why !== 'all ended') return 0;
-    return before.every((s) => s.state === 'stopped' || (s.state === 'exited' && s.lastExit?.code === 0)) ? 0 : 1;
+    return before.every((s) => s.state === 'stopped' || (s.state === 'exited' && s.last_exit?.code === 0)) ? 0 : 1;
   } finally {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, onSignal);
   }
