@@ -202,6 +202,12 @@ export interface TailOptions {
   /** Bytes read per step back from the end of a file. Default 64 KiB. */
   readonly blockSize?: number;
   readonly io?: TailIo;
+  /**
+   * Where the current file ended when the caller looked (its inode and size):
+   * what was written after that is left out, for the caller to follow from
+   * there without losing or repeating a line.
+   */
+  readonly until?: { readonly ino: number; readonly size: number } | undefined;
 }
 
 const NEWLINE = 0x0a;
@@ -257,7 +263,7 @@ export function tailLines(path: string, n: number, options: TailOptions = {}): s
       const identity = `${stat.dev}:${stat.ino}`;
       if (seen.has(identity)) continue;
       seen.add(identity);
-      let position = stat.size;
+      let position = index === 0 && options.until?.ino === stat.ino ? Math.min(stat.size, options.until.size) : stat.size;
       while (position > 0) {
         const length = Math.min(blockSize, position);
         position -= length;

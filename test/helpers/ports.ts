@@ -13,3 +13,16 @@ export function isPortFree(port: number): Promise<boolean> {
     });
   });
 }
+
+/** A port nothing listens on right now (the kernel's pick, released at once). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1' }, resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address !== 'object') throw new Error('the server reported no port');
+  return address.port;
+}

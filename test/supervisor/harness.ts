@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ProcessManager } from '../../src/index.js';
 import { isTendError, type ErrorCode } from '../../src/core/errors.js';
@@ -19,6 +18,8 @@ import { NODE, PATH } from '../helpers/fixtures.js';
 import { describeProcesses, findMarked, procIdentity, survivorsOf, type MarkedProcess } from '../helpers/proc-scan.js';
 import { SLEEP, makeStateDir, removeStateDirs } from '../helpers/state.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
+
+export { freePort } from '../helpers/ports.js';
 
 export const RUN = `supervisor-${randomBytes(6).toString('hex')}`;
 /** Processes the tests start themselves (foreign port holders): not the services'. */
@@ -188,18 +189,6 @@ export function assertGone(processes: readonly MarkedProcess[], what: string): v
   assert.equal(alive.length, 0, `${what}: still alive:\n${describeProcesses(alive)}`);
 }
 
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: 0, host: '127.0.0.1' }, resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
 
 /** Node code for a TCP server on 127.0.0.1:port that prints "listening" once it is. */
 export function serverCode(port: number, onConnection = 'c.destroy()'): string {

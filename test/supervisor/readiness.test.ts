@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { waitFor } from '../helpers/wait.js';
 import { ReadinessError, readinessPortOf, waitUntilReady, type LineSource } from '../../src/supervisor/readiness.js';
+import { freePort } from '../helpers/ports.js';
 
 const servers: (TcpServer | HttpServer)[] = [];
 
@@ -15,18 +16,6 @@ after(async () => {
   await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
 });
 
-/** A port nothing listens on right now: the kernel picks it, and the listener closes at once. */
-async function findFreePort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: 0, host: '127.0.0.1' }, resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
 
 function listen(server: TcpServer | HttpServer, port: number): Promise<void> {
   servers.push(server);
@@ -90,7 +79,7 @@ async function rejectsWithReadiness(promise: Promise<void>, outcome: ReadinessEr
 }
 
 test('tcp: ready once a server listens, after a refused probe', async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   await expectHandlesBack(NONE);
   const server = createTcpServer((socket) => socket.destroy());
   const refusals: string[] = [];
@@ -113,7 +102,7 @@ test('tcp: ready once a server listens, after a refused probe', async () => {
 });
 
 test('tcp: an answer from a listener the owner check disowns is not ready; it is asked before and after each attempt', async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   const server = createTcpServer((socket) => socket.destroy());
   await listen(server, port);
   const asked: number[] = [];
@@ -144,7 +133,7 @@ test('readinessPortOf: the tcp port, a local URL\'s port (80/443 by default); no
 });
 
 test('tcp: times out with the port and the last refusal in the message', async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   await expectHandlesBack(NONE);
   const error = await rejectsWithReadiness(
     waitUntilReady({ tcp: port, timeoutMs: 200 }, { signal: new AbortController().signal }),
@@ -157,7 +146,7 @@ test('tcp: times out with the port and the last refusal in the message', async (
 });
 
 test('tcp: aborting mid-wait rejects naming the check and the reason, and leaves nothing behind', async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   await expectHandlesBack(NONE);
   const controller = new AbortController();
   const error = await rejectsWithReadiness(
@@ -183,7 +172,7 @@ test('http: a 503 is "not yet", the 200 after it is ready', async () => {
     response.statusCode = requests === 1 ? 503 : 200;
     response.end(requests === 1 ? 'starting' : 'ok');
   });
-  const port = await findFreePort();
+  const port = await freePort();
   await listen(server, port);
   await expectHandlesBack(NONE);
   const notReady: string[] = [];
@@ -198,7 +187,7 @@ test('http: times out with the last status in the message', async () => {
     response.statusCode = 500;
     response.end();
   });
-  const port = await findFreePort();
+  const port = await freePort();
   await listen(server, port);
   await expectHandlesBack(NONE);
   const url = `http://127.0.0.1:${port}/ready`;
@@ -216,7 +205,7 @@ test('http: aborting while a request hangs destroys it', async () => {
   const seen = new Promise<void>((resolve) => (requestSeen = resolve));
   // Never answers: the probe is in flight when the abort comes.
   const server = createHttpServer(() => requestSeen());
-  const port = await findFreePort();
+  const port = await freePort();
   await listen(server, port);
   await expectHandlesBack(NONE);
   const controller = new AbortController();

@@ -296,3 +296,16 @@ test('tailLines rejects a negative or fractional count', () => {
     assert.throws(() => tailLines(path, n), (error: unknown) => isTendError(error, 'SPEC_OPTION_INVALID') && error.details.field === 'n');
   }
 });
+
+test('tailLines stops where the caller last saw the current file end, so a follower starting there loses and repeats nothing', () => {
+  const path = join(freshDir(), 'until.log');
+  writeFileSync(path, 'a\nb\n');
+  const { ino, size } = statSync(path);
+  writeFileSync(path, 'c\n', { flag: 'a' });
+  assert.deepEqual(tailLines(path, 10, { until: { ino, size } }), ['a', 'b']);
+  assert.deepEqual(tailLines(path, 10), ['a', 'b', 'c']);
+  // Another file at the path (rotated since): the bound does not apply to it.
+  rmSync(path);
+  writeFileSync(path, 'x\ny\nz\n');
+  assert.deepEqual(tailLines(path, 10, { until: { ino: statSync(path).ino + 1, size } }), ['x', 'y', 'z']);
+});

@@ -58,24 +58,36 @@ function readdirSafe(dir: string): string[] {
   }
 }
 
-async function follow(path: string, stop: AbortSignal): Promise<void> {
+/** Where the current log file ends now: the tail is printed up to here, and following starts here. */
+function endOf(path: string): { ino: number; size: number } | undefined {
+  try {
+    const { ino, size } = statSync(path);
+    return { ino, size };
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function follow(path: string, from: { ino: number; size: number } | undefined, stop: AbortSignal): Promise<void> {
   let fd: number | undefined;
   let ino = -1;
   let offset = 0;
   const buffer = Buffer.allocUnsafe(64 * 1024);
-  const open = (fromEnd: boolean): void => {
+  const open = (start: { ino: number; size: number } | undefined): void => {
     try {
       const next = openSync(path, 'r');
       const stat = fstatSync(next);
       if (fd !== undefined) closeSync(fd);
       fd = next;
       ino = stat.ino;
-      offset = fromEnd ? stat.size : 0;
+      // The same file as when the tail was printed: go on from where it ended. A new one (rotated meanwhile): from its start.
+      offset = start !== undefined && start.ino === stat.ino ? Math.min(start.size, stat.size) : 0;
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT') throw error;
     }
   };
-  open(true);
+  open(from);
   while (!stop.aborted) {
     if (fd !== undefined) {
       for (;;) {
@@ -92,7 +104,7 @@ async function follow(path: string, stop: AbortSignal): Promise<void> {
       current = undefined;
     }
     // Rotated (a new file at the path) or truncated: read the new file from its start.
-    if (current !== undefined && (current.ino !== ino || current.size < offset)) open(false);
+    if (current !== undefined && (current.ino !== ino || current.size < offset)) open(undefined);
     await delay(FOLLOW_POLL_MS, undefined, { signal: stop }).catch(() => undefined);
   }
   if (fd !== undefined) closeSync(fd);
@@ -109,7 +121,9 @@ export const { run } = defineCommand({
 async function logs(name: string, linesText: string, keepFollowing: boolean): Promise<number> {
   if (!/^\d+$/.test(linesText)) throw usageError(`tend logs: invalid --lines ${JSON.stringify(linesText)}: expected a whole number`);
   const path = await logPathOf(name);
-  const lines = tailLines(path, Number(linesText));
+  // Lines written while the tail is read are left to the follower: none lost, none printed twice.
+  const end = endOf(path);
+  const lines = tailLines(path, Number(linesText), { until: end });
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   if (!keepFollowing) return 0;
   const abort = new AbortController();
@@ -117,7 +131,7 @@ async function logs(name: string, linesText: string, keepFollowing: boolean): Pr
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    await follow(path, abort.signal);
+    await follow(path, end, abort.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
