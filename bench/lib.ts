@@ -3,6 +3,7 @@
  * scanning and leak checks. Benchmarks print ratios against a baseline
  * measured in the same run; nothing here asserts a timing.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -239,4 +240,39 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export function keepAlive(): () => void {
   const timer = setInterval(() => undefined, 60_000);
   return () => clearInterval(timer);
+}
+
+/** What a command run to its end printed, how it ended, and how long it took. */
+export interface Timed {
+  readonly ms: number;
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a whole command (its start included) and times it. */
+export function timed(file: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 600_000): Timed {
+  const t0 = performance.now();
+  const r = spawnSync(file, args, { env, cwd, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024, timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { ms: performance.now() - t0, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** The environment as users run Node: without the CA file this machine adds (~80 ms to every node start). */
+export function withoutExtraCa(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy.NODE_EXTRA_CA_CERTS;
+  return copy;
+}
+
+export function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return (lines[lines.length - 1] ?? '').slice(0, 300);
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
 }

@@ -22,13 +22,13 @@
  *   node dist/bench/ps-scale.js   (BENCH_PS_RUNS, BENCH_PS_MAX, BENCH_PS_STRATEGY to tune)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connectProtocol, type ProtocolClient } from '../src/daemon/protocol-client.js';
 import { detect } from '../src/index.js';
-import { childCgroups, fmt, isMain, markedProcesses, median, min, readStat, repoRoot, rotate, sleep, table } from './lib.js';
+import { childCgroups, cmdline, fmt, isMain, lastLine, markedProcesses, median, min, readStat, repoRoot, rotate, sleep, table, timed, withoutExtraCa, type Timed } from './lib.js';
 import { identityOf, killIdentity, memoryStatus, removeDir, stillAlive, type Identity } from './lib-extra.js';
 
 const BATCH = 1000;
@@ -36,38 +36,6 @@ const PS_CALLS_FOR_MEMORY = 50;
 const TARGET_RSS_GROWTH = 0.1;
 /** Ours alone: other runs on this machine start `sleep 100000`. */
 const SLEEP_ARG = String(300_000 + (process.pid % 100_000));
-
-interface Timed {
-  readonly ms: number;
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function timed(file: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 600_000): Timed {
-  const t0 = performance.now();
-  const r = spawnSync(file, args, { env, cwd, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024, timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { ms: performance.now() - t0, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function withoutExtraCa(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const copy = { ...env };
-  delete copy.NODE_EXTRA_CA_CERTS;
-  return copy;
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n');
-  return (lines[lines.length - 1] ?? '').slice(0, 300);
-}
-
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
-  } catch {
-    return '';
-  }
-}
 
 const mib = (kb: number | undefined): string => (kb === undefined ? '—' : fmt(kb / 1024, 1));
 

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { queryDaemonIfRunning } from '../src/cli/daemon-client.js';
 import { detect } from '../src/index.js';
-import { childCgroups, fmt, isAlive, isMain, markedProcesses, median, min, procPids, readStat, repoRoot, rotate, sleep, table } from './lib.js';
+import { childCgroups, cmdline, fmt, isAlive, isMain, lastLine, markedProcesses, median, min, procPids, readStat, repoRoot, rotate, sleep, table, timed, withoutExtraCa, type Timed } from './lib.js';
 import { identityOf, killIdentity, memoryStatus, removeDir, stillAlive, waitUntil, type Identity } from './lib-extra.js';
 
 const PM2_VERSION = '7.0.4';
@@ -44,20 +44,6 @@ const PEERS_PM2_RSS_100_MIB = 72.8;
 const PEERS_PM2_START_MS = 230;
 const MiB = 1024;
 
-interface Timed {
-  readonly ms: number;
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function timed(file: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 120_000): Timed {
-  const t0 = performance.now();
-  const r = spawnSync(file, args, { env, cwd, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
-  const ms = performance.now() - t0;
-  return { ms, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
 /** Runs a command without blocking the event loop (for batches of concurrent starts). */
 function runAsync(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -68,17 +54,6 @@ function runAsync(file: string, args: readonly string[], env: NodeJS.ProcessEnv)
     child.on('error', (error) => resolve({ status: null, stderr: String(error) }));
     child.on('close', (status) => resolve({ status, stderr }));
   });
-}
-
-function withoutExtraCa(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const copy = { ...env };
-  delete copy.NODE_EXTRA_CA_CERTS;
-  return copy;
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n');
-  return (lines[lines.length - 1] ?? '').slice(0, 300);
 }
 
 /** Installs (or reuses) pm2@PM2_VERSION in a private prefix; returns its CLI, or why it is skipped. */
@@ -617,14 +592,6 @@ export async function run(): Promise<string> {
       }
     }
     return found;
-  }
-}
-
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
-  } catch {
-    return '';
   }
 }
 
