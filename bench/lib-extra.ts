@@ -3,12 +3,12 @@
  * percentiles, process identities, /proc/<pid>/status, temporary state
  * directories and line-by-line reading of a child's stdout.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { isAlive, readStat, sleep } from './lib.js';
+import { fmt, isAlive, lastLine, readStat, sleep, type Timed } from './lib.js';
 
 /** Nearest-rank percentile (p in 0..100). */
 export function percentile(values: readonly number[], p: number): number {
@@ -140,4 +140,33 @@ export function exited(child: ChildProcess): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
+}
+
+/** `tend kill-all`, then `tend daemon stop --force`, each reported as a line of the teardown. */
+export function stopTendDaemon(tend: (args: readonly string[]) => Timed): string[] {
+  const k = tend(['kill-all', '--json']);
+  let killed = '?';
+  try {
+    killed = String((JSON.parse(k.stdout) as { killed_count: number }).killed_count);
+  } catch {
+    /* reported as ? */
+  }
+  const s = tend(['daemon', 'stop', '--force']);
+  return [
+    `- \`tend kill-all\`: exit ${k.status}, ${fmt(k.ms, 0)} ms, killed ${killed} process(es)`,
+    `- \`tend daemon stop --force\`: exit ${s.status}, ${fmt(s.ms, 0)} ms${s.status === 0 ? '' : ` (${lastLine(s.stderr || s.stdout)})`}`,
+  ];
+}
+
+/** Waits up to `graceMs` for what `ours()` finds to be gone, then SIGKILLs the rest; returns what had to be killed. */
+export function killLeftovers(ours: () => Identity[], graceMs: number): Identity[] {
+  const deadline = performance.now() + graceMs;
+  let left: Identity[];
+  for (;;) {
+    left = ours();
+    if (left.length === 0 || performance.now() > deadline) break;
+    spawnSync('sleep', ['0.1']);
+  }
+  for (const id of left) killIdentity(id);
+  return left;
 }

@@ -21,7 +21,6 @@
  *
  *   node dist/bench/ps-scale.js   (BENCH_PS_RUNS, BENCH_PS_MAX, BENCH_PS_STRATEGY to tune)
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { connectProtocol, type ProtocolClient } from '../src/daemon/protocol-client.js';
 import { detect } from '../src/index.js';
 import { childCgroups, cmdline, fmt, isMain, lastLine, markedProcesses, median, min, readStat, repoRoot, rotate, sleep, table, timed, withoutExtraCa, type Timed } from './lib.js';
-import { identityOf, killIdentity, memoryStatus, removeDir, stillAlive, type Identity } from './lib-extra.js';
+import { identityOf, killLeftovers, memoryStatus, removeDir, stillAlive, stopTendDaemon, type Identity } from './lib-extra.js';
 
 const BATCH = 1000;
 const PS_CALLS_FOR_MEMORY = 50;
@@ -279,24 +278,8 @@ export async function run(): Promise<string> {
   function teardown(): string[] {
     const lines: string[] = [];
     const t0 = performance.now();
-    const k = tend(['kill-all', '--json'], setupEnv, 600_000);
-    let killed = '?';
-    try {
-      killed = String((JSON.parse(k.stdout) as { killed_count: number }).killed_count);
-    } catch {
-      /* reported as ? */
-    }
-    lines.push(`- \`tend kill-all\`: exit ${k.status}, ${fmt(k.ms, 0)} ms, killed ${killed} process(es)`);
-    const s = tend(['daemon', 'stop', '--force'], setupEnv, 600_000);
-    lines.push(`- \`tend daemon stop --force\`: exit ${s.status}, ${fmt(s.ms, 0)} ms${s.status === 0 ? '' : ` (${lastLine(s.stderr || s.stdout)})`}`);
-    const deadline = performance.now() + 10_000;
-    let left: Identity[];
-    for (;;) {
-      left = [...daemons.filter(stillAlive), ...ourServices()];
-      if (left.length === 0 || performance.now() > deadline) break;
-      spawnSync('sleep', ['0.1']);
-    }
-    for (const id of left) killIdentity(id);
+    lines.push(...stopTendDaemon((args) => tend(args, setupEnv, 600_000)));
+    const left = killLeftovers(() => [...daemons.filter(stillAlive), ...ourServices()], 10_000);
     lines.push(`- left alive after the daemon was stopped (then SIGKILLed): ${left.length ? `${left.length}: ${left.slice(0, 20).map((i) => `${i.pid}(${readStat(i.pid)?.comm ?? '?'})`).join(' ')}` : 'none'}`);
     const dirs = cgroupParent ? childCgroups(cgroupParent).filter((d) => !cgroupsBefore.has(d)) : [];
     lines.push(`- new cgroups under ${cgroupParent ?? '(no cgroup parent)'}: ${dirs.length ? `${dirs.length} (other tend users may own some)` : 'none'}`);

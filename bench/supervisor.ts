@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { queryDaemonIfRunning } from '../src/cli/daemon-client.js';
 import { detect } from '../src/index.js';
 import { childCgroups, cmdline, fmt, isAlive, isMain, lastLine, markedProcesses, median, min, procPids, readStat, repoRoot, rotate, sleep, table, timed, withoutExtraCa, type Timed } from './lib.js';
-import { identityOf, killIdentity, memoryStatus, removeDir, stillAlive, waitUntil, type Identity } from './lib-extra.js';
+import { identityOf, killLeftovers, memoryStatus, removeDir, stillAlive, stopTendDaemon, waitUntil, type Identity } from './lib-extra.js';
 
 const PM2_VERSION = '7.0.4';
 const COUNTS = [1, 100, 1000] as const;
@@ -546,26 +546,10 @@ export async function run(): Promise<string> {
       const r = pm2Cmd(['kill'], withoutExtraCa(pm2Env), 60_000);
       lines.push(`- \`pm2 kill\`: exit ${r.status}, ${fmt(r.ms, 0)} ms`);
     }
-    const k = tend(['kill-all', '--json'], tendSetupEnv, 120_000);
-    let killed = '?';
-    try {
-      killed = String((JSON.parse(k.stdout) as { killed_count: number }).killed_count);
-    } catch {
-      /* reported as ? */
-    }
-    lines.push(`- \`tend kill-all\`: exit ${k.status}, ${fmt(k.ms, 0)} ms, killed ${killed} process(es)`);
-    const s = tend(['daemon', 'stop', '--force'], tendSetupEnv, 60_000);
-    lines.push(`- \`tend daemon stop --force\`: exit ${s.status}, ${fmt(s.ms, 0)} ms${s.status === 0 ? '' : ` (${lastLine(s.stderr || s.stdout)})`}`);
+    lines.push(...stopTendDaemon((args) => tend(args, tendSetupEnv, 120_000)));
 
     // Ours: daemons seen, tend services (marked, running our sleep, new since the start), PM2 apps (our PM2_HOME in their environment).
-    const deadline = performance.now() + 5000;
-    let left: Identity[];
-    for (;;) {
-      left = [...daemons.filter(stillAlive), ...ourServices()];
-      if (left.length === 0 || performance.now() > deadline) break;
-      spawnSync('sleep', ['0.1']);
-    }
-    for (const id of left) killIdentity(id);
+    const left = killLeftovers(() => [...daemons.filter(stillAlive), ...ourServices()], 5000);
     lines.push(`- left alive after both daemons were stopped (then SIGKILLed): ${left.length ? left.map((i) => `${i.pid}(${readStat(i.pid)?.comm ?? '?'})`).join(' ') : 'none'}`);
     const dirs = cgroupParent ? childCgroups(cgroupParent).filter((d) => !cgroupsBefore.has(d)) : [];
     lines.push(`- new cgroups under ${cgroupParent ?? '(no cgroup parent)'}: ${dirs.length ? `${dirs.length} (${dirs.slice(0, 10).join(' ')}; other tend users may own some)` : 'none'}`);
