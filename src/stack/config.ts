@@ -11,6 +11,7 @@ import { TendError, errnoOf } from '../core/errors.js';
 import type { SignalName } from '../core/signals.js';
 import type { StrategyChoice } from '../core/types.js';
 import { DEFAULT_STOP_TIMEOUT_MS, closest } from '../spawn/normalize-spec.js';
+import { describeCycle, findCycle } from '../service/graph.js';
 import * as rules from '../service/rules.js';
 import { EnvReader } from './env-reader.js';
 import { asNode, configError, describe, type Entry, type YamlNode } from './yaml-reader.js';
@@ -375,25 +376,13 @@ class ConfigReader extends EnvReader {
         );
       }
     }
-    // Depth-first in declaration order, so the same file always reports the same cycle.
-    const done = new Set<string>();
-    const stack: string[] = [];
-    const visit = (name: string): void => {
-      if (done.has(name)) return;
-      stack.push(name);
-      const deps = dependencies.get(name) ?? [];
-      for (const [index, dep] of deps.entries()) {
-        const at = stack.indexOf(dep.name);
-        if (at !== -1) {
-          const cycle = [...stack.slice(at), dep.name].join(' -> ');
-          throw configError(this.file, dep.line, `services.${name}.depends_on[${index}]`, `dependency cycle: ${cycle}`, 'Remove one of these dependencies so the services can start in order.');
-        }
-        visit(dep.name);
-      }
-      stack.pop();
-      done.add(name);
-    };
-    for (const name of names) visit(name);
+    // Depth-first in declaration order, so the same file always reports the same cycle, at the dependency that closes it.
+    const cycle = findCycle(names, (name) => dependencies.get(name)?.map((d) => d.name));
+    if (cycle === undefined) return;
+    const [from, to] = cycle.slice(-2) as [string, string];
+    const deps = dependencies.get(from) ?? [];
+    const index = deps.findIndex((d) => d.name === to);
+    throw configError(this.file, deps[index]?.line ?? 1, `services.${from}.depends_on[${index}]`, `dependency cycle: ${describeCycle(cycle)}`, 'Remove one of these dependencies so the services can start in order.');
   }
 
   private checkPortConflicts(servicesNode: YAMLMap, services: readonly ServiceConfig[]): void {
